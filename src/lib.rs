@@ -1,0 +1,23 @@
+//! Strata: focused I/O layers for people who build their own network links.
+//!
+//! This facade re-exports each layer as a module, behind a cargo feature of the same name
+//! (all on by default). Depend on a layer's own crate instead to pull in only that layer.
+//!
+//! | module | crate | what it owns |
+//! | --- | --- | --- |
+//! | [`flows`] | `kernel-flows` | flow channels, series, valves, request correlation |
+//!
+//! ```
+//! # #[cfg(feature = "flows")] {
+//! use strata::flows::{Reason, Valve};
+//! let valve = Valve::new("tx");
+//! let hold = valve.hold(Reason::new("operator", "paused"));
+//! assert!(!valve.is_open());
+//! drop(hold);
+//! assert!(valve.is_open());
+//! # }
+//! ```
+
+/// Flow channels: the `kernel-flows` crate.
+#[cfg(feature = "flows")]
+pub use kernel_flows as flows;
