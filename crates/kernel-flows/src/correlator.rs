@@ -12,11 +12,16 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
-use dashmap::DashMap;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::MutexGuard;
+
+use tokio::sync::oneshot;
+
+use crate::gate::{Gate, Padded};
 
 /// The number a request carries on the wire so that its reply can find it.
 ///
@@ -113,21 +118,83 @@ impl<R> fmt::Display for Orphan<R> {
 
 type Reply<R, E> = Result<R, Unanswered<E>>;
 
-struct Slot<R, E> {
-    reply: Option<oneshot::Sender<Reply<R, E>>>,
-    _permit: OwnedSemaphorePermit,
+/// How many stripes the map of waiting requests has. Consecutive tags land in different
+/// stripes, so tasks that allocate at the same time rarely meet on a lock.
+const STRIPES: usize = 32;
+
+/// Hashes tags with one multiply. The tags we insert are our own sequential numbers; a peer
+/// only chooses the tags it looks up, which costs it at most the probes of one small table.
+#[derive(Debug, Default, Clone, Copy)]
+struct TagHasher(u64);
+
+impl Hasher for TagHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(self.0 ^ u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Waiting<R, E> = HashMap<u64, oneshot::Sender<Reply<R, E>>, BuildHasherDefault<TagHasher>>;
+
+/// One stripe of the map of waiting requests. Each is its own allocation, padded, so that a
+/// [`Pending`] holding its stripe shares no cache line with the other stripes or the counters.
+struct Stripe<R, E> {
+    waiting: Mutex<Waiting<R, E>>,
+    gate: Arc<Gate>,
+}
+
+impl<R, E> Stripe<R, E> {
+    fn lock(&self) -> MutexGuard<'_, Waiting<R, E>> {
+        // Every update under this lock is one insert or remove: a panic elsewhere cannot
+        // leave the map half-changed, so a poisoned lock is safe to go on with.
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the sender for `tag` out, giving its in-flight slot back.
+    fn take(&self, tag: u64) -> Option<oneshot::Sender<Reply<R, E>>> {
+        let taken = self.lock().remove(&tag);
+        if taken.is_some() {
+            self.gate.release();
+        }
+        taken
+    }
 }
 
 struct Inner<R, E> {
     order: Order,
     first_tag: u64,
-    next_tag: AtomicU64,
-    slots: DashMap<u64, Slot<R, E>>,
+    next_tag: Padded<AtomicU64>,
+    gate: Arc<Gate>,
+    stripes: Box<[Arc<Padded<Stripe<R, E>>>]>,
     /// FIFO mode: tags in the order their replies are due.
     due: Mutex<VecDeque<u64>>,
-    capacity: Arc<Semaphore>,
     failure: OnceLock<E>,
     orphans: AtomicU64,
+}
+
+impl<R, E> Inner<R, E> {
+    fn stripe(&self, tag: u64) -> &Arc<Padded<Stripe<R, E>>> {
+        &self.stripes[(tag as usize) % STRIPES]
+    }
+}
+
+impl<R, E> Drop for Inner<R, E> {
+    /// The last handle is gone: nobody can answer the waiting requests any more, so their
+    /// senders are dropped and each [`Pending`] resolves to [`Unanswered::Abandoned`].
+    fn drop(&mut self) {
+        for stripe in self.stripes.iter() {
+            stripe.0.lock().clear();
+        }
+    }
 }
 
 /// Allocates tags for requests and delivers each reply to the request that awaits it.
@@ -176,7 +243,7 @@ impl<R, E> fmt::Debug for Correlator<R, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Correlator")
             .field("order", &self.inner.order)
-            .field("in_flight", &self.inner.slots.len())
+            .field("in_flight", &self.in_flight())
             .field("orphans", &self.orphans())
             .finish_non_exhaustive()
     }
@@ -185,14 +252,23 @@ impl<R, E> fmt::Debug for Correlator<R, E> {
 impl<R, E: Clone> Correlator<R, E> {
     /// A correlator with the given limits and numbering.
     pub fn new(config: Config) -> Self {
+        let gate = Arc::new(Gate::new(config.max_in_flight));
+        let stripes = (0..STRIPES)
+            .map(|_| {
+                Arc::new(Padded(Stripe {
+                    waiting: Mutex::new(HashMap::default()),
+                    gate: Arc::clone(&gate),
+                }))
+            })
+            .collect();
         Correlator {
             inner: Arc::new(Inner {
                 order: config.order,
                 first_tag: config.first_tag,
-                next_tag: AtomicU64::new(config.first_tag),
-                slots: DashMap::new(),
+                next_tag: Padded(AtomicU64::new(config.first_tag)),
+                gate,
+                stripes,
                 due: Mutex::new(VecDeque::new()),
-                capacity: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
                 failure: OnceLock::new(),
                 orphans: AtomicU64::new(0),
             }),
@@ -208,34 +284,30 @@ impl<R, E: Clone> Correlator<R, E> {
         if let Some(e) = self.inner.failure.get() {
             return Err(Unanswered::Failed(e.clone()));
         }
-        let permit = match Arc::clone(&self.inner.capacity).acquire_owned().await {
-            Ok(permit) => permit,
-            Err(_closed) => return Err(self.failure()),
-        };
+        if self.inner.gate.acquire().await.is_err() {
+            return Err(self.failure());
+        }
         let (tx, rx) = oneshot::channel();
-        let slot = Slot {
-            reply: Some(tx),
-            _permit: permit,
-        };
         let tag = match self.inner.order {
             Order::Tagged => {
-                let tag = self.inner.next_tag.fetch_add(1, Ordering::Relaxed);
-                self.inner.slots.insert(tag, slot);
+                let tag = self.inner.next_tag.0.fetch_add(1, Ordering::Relaxed);
+                self.inner.stripe(tag).0.lock().insert(tag, tx);
                 tag
             }
             Order::Fifo => {
                 // The due order must be the tag order, so both are decided under one lock.
                 let mut due = self.inner.due.lock().unwrap_or_else(|p| p.into_inner());
-                let tag = self.inner.next_tag.fetch_add(1, Ordering::Relaxed);
-                self.inner.slots.insert(tag, slot);
+                let tag = self.inner.next_tag.0.fetch_add(1, Ordering::Relaxed);
+                self.inner.stripe(tag).0.lock().insert(tag, tx);
                 due.push_back(tag);
                 tag
             }
         };
-        // fail_all sets the failure before it drains the slots: if it ran between our insert
-        // and this check, either it drained our slot (and the Pending resolves to the failure)
-        // or we take the slot back ourselves here.
-        if self.inner.failure.get().is_some() && self.inner.slots.remove(&tag).is_some() {
+        let stripe = self.inner.stripe(tag);
+        // fail_all sets the failure before it drains the stripes: if it ran between our
+        // insert and this check, either it drained our sender (and the Pending resolves to
+        // the failure) or we take the sender back ourselves here.
+        if self.inner.failure.get().is_some() && stripe.0.take(tag).is_some() {
             return Err(self.failure());
         }
         Ok((
@@ -243,7 +315,7 @@ impl<R, E: Clone> Correlator<R, E> {
             Pending {
                 tag: Tag(tag),
                 reply: rx,
-                inner: Arc::downgrade(&self.inner),
+                stripe: Arc::clone(stripe),
                 done: false,
             },
         ))
@@ -283,8 +355,8 @@ impl<R, E: Clone> Correlator<R, E> {
     }
 
     fn deliver(&self, tag: Tag, reply: R) -> Result<(), Orphan<R>> {
-        let Some((_, mut slot)) = self.inner.slots.remove(&tag.0) else {
-            let issued = self.inner.next_tag.load(Ordering::Relaxed);
+        let Some(tx) = self.inner.stripe(tag.0).0.take(tag.0) else {
+            let issued = self.inner.next_tag.0.load(Ordering::Relaxed);
             let kind = if (self.inner.first_tag..issued).contains(&tag.0) {
                 OrphanKind::Finished
             } else {
@@ -292,12 +364,9 @@ impl<R, E: Clone> Correlator<R, E> {
             };
             return Err(self.orphan(Some(tag), kind, reply));
         };
-        let Some(tx) = slot.reply.take() else {
-            return Err(self.orphan(Some(tag), OrphanKind::Finished, reply));
-        };
         match tx.send(Ok(reply)) {
             Ok(()) => Ok(()),
-            // The Pending was dropped just now, before it could take its slot back.
+            // The Pending was dropped just now, before it could take its sender back.
             Err(Ok(reply)) => Err(self.orphan(Some(tag), OrphanKind::Finished, reply)),
             Err(Err(_)) => Ok(()),
         }
@@ -317,15 +386,16 @@ impl<R, E: Clone> Correlator<R, E> {
     /// The first error given is the one every request sees; later calls fail nothing new.
     pub fn fail_all(&self, error: E) -> usize {
         let _ = self.inner.failure.set(error);
-        self.inner.capacity.close();
+        self.inner.gate.close();
         let failure = self.failure();
         let mut failed = 0;
-        self.inner.slots.retain(|_, slot| {
-            if let Some(tx) = slot.reply.take() {
+        for stripe in self.inner.stripes.iter() {
+            let drained: Vec<_> = stripe.0.lock().drain().collect();
+            for (_, tx) in drained {
+                stripe.0.gate.release();
                 failed += usize::from(tx.send(Err(failure.clone())).is_ok());
             }
-            false
-        });
+        }
         self.inner
             .due
             .lock()
@@ -346,7 +416,7 @@ impl<R, E: Clone> Correlator<R, E> {
 impl<R, E> Correlator<R, E> {
     /// How many requests await replies now.
     pub fn in_flight(&self) -> usize {
-        self.inner.slots.len()
+        self.inner.gate.in_flight()
     }
 
     /// How many replies were orphans so far.
@@ -368,7 +438,7 @@ impl<R, E> Correlator<R, E> {
 pub struct Pending<R, E> {
     tag: Tag,
     reply: oneshot::Receiver<Reply<R, E>>,
-    inner: Weak<Inner<R, E>>,
+    stripe: Arc<Padded<Stripe<R, E>>>,
     done: bool,
 }
 
@@ -395,7 +465,7 @@ impl<R, E> Future for Pending<R, E> {
                 this.done = true;
                 Poll::Ready(reply)
             }
-            // Every path that takes a slot away sends into it first; only dropping the
+            // Every path that takes a sender away sends into it first; only dropping the
             // whole correlator drops a sender unsent.
             Poll::Ready(Err(_)) => {
                 this.done = true;
@@ -411,10 +481,8 @@ impl<R, E> Drop for Pending<R, E> {
         if self.done {
             return;
         }
-        if let Some(inner) = self.inner.upgrade() {
-            if inner.slots.remove(&self.tag.0).is_some() {
-                tracing::trace!(tag = self.tag.0, "request cancelled: its slot is free");
-            }
+        if self.stripe.0.take(self.tag.0).is_some() {
+            tracing::trace!(tag = self.tag.0, "request cancelled: its slot is free");
         }
     }
 }

@@ -60,6 +60,7 @@
 mod channel;
 mod correlator;
 mod dispatch;
+mod gate;
 mod series;
 mod valve;
 

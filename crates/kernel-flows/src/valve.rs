@@ -247,7 +247,7 @@ mod tests {
                     alive.push(valve.hold(Reason::new("p", format!("{pick}"))));
                 } else {
                     let index = usize::from(pick) % alive.len();
-                    alive.swap_remove(index);
+                    drop(alive.swap_remove(index));
                 }
                 prop_assert_eq!(valve.is_open(), alive.is_empty());
                 prop_assert_eq!(valve.holds().len(), alive.len());

@@ -309,3 +309,27 @@ proptest! {
         prop_assert_eq!(c.in_flight(), 0);
     }
 }
+
+#[tokio::test]
+async fn a_cancelled_allocation_does_not_swallow_the_wakeup_of_another() {
+    let c = tagged(1);
+    let (tag, pending) = allocate_now(&c);
+    let cancelled = tokio::spawn({
+        let c = c.clone();
+        async move { c.allocate().await.map(|(tag, _)| tag) }
+    });
+    let patient = tokio::spawn({
+        let c = c.clone();
+        async move { c.allocate().await.map(|(tag, _)| tag) }
+    });
+    tokio::task::yield_now().await;
+    cancelled.abort();
+    let _ = cancelled.await;
+    c.correlate(tag, 1).unwrap();
+    assert_eq!(pending.await, Ok(1));
+    let got = tokio::time::timeout(Duration::from_secs(5), patient)
+        .await
+        .expect("the remaining waiter gets the freed slot")
+        .unwrap();
+    assert_eq!(got, Ok(Tag(3)));
+}

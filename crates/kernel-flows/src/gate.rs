@@ -1,0 +1,105 @@
+//! The in-flight bound of a correlator: a counter with a wait list.
+//!
+//! A tokio `Semaphore` would do, but an acquire through it costs an `Arc` clone and a waiter
+//! node even when a slot is free. The correlator's bound is taken and released once per
+//! request, so the fast path here is one compare-and-swap, and only waiters touch the
+//! `Notify`.
+
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+/// Cache-line alignment, so that the counter two cores update does not share a line with
+/// anything else.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+#[derive(Debug)]
+pub(crate) struct Gate {
+    in_flight: Padded<AtomicUsize>,
+    max: usize,
+    waiters: AtomicUsize,
+    closed: AtomicBool,
+    notify: Notify,
+}
+
+/// Counts a waiter for as long as an `acquire` is parked, including when it is cancelled.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Gate {
+    pub(crate) fn new(max: usize) -> Self {
+        Gate {
+            in_flight: Padded(AtomicUsize::new(0)),
+            max: max.max(1),
+            waiters: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            notify: Notify::new(),
+        }
+    }
+
+    fn try_acquire(&self) -> bool {
+        self.in_flight
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Takes one slot, waiting while all are taken. `Err` once the gate is closed.
+    /// Cancel-safe: a dropped acquire takes nothing.
+    pub(crate) async fn acquire(&self) -> Result<(), Closed> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Closed);
+        }
+        if self.try_acquire() {
+            return Ok(());
+        }
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiters);
+        loop {
+            // Enabled before the checks, so a release or close between the check and the
+            // await still wakes this waiter.
+            let mut notified = pin!(self.notify.notified());
+            notified.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Closed);
+            }
+            if self.try_acquire() {
+                return Ok(());
+            }
+            notified.await;
+        }
+    }
+
+    /// Gives one slot back.
+    pub(crate) fn release(&self) {
+        self.in_flight.0.fetch_sub(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_one();
+        }
+    }
+
+    /// How many slots are taken.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.0.load(Ordering::SeqCst)
+    }
+
+    /// Wakes every waiter with `Err`, and fails every later acquire.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+}
+
+/// The gate was closed.
+#[derive(Debug)]
+pub(crate) struct Closed;
