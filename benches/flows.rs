@@ -3,8 +3,8 @@
 //! - `chain/*`: 3 stages of real per-item work (mask a 256-byte payload, checksum it, frame
 //!   it) over 10 000 items: a `Series` driving the chain inside one task, the same work as a
 //!   plain loop, and the same stages as three tasks joined by tokio mpsc channels.
-//! - `correlator/*`: allocate-and-correlate round trips, 2 tasks contending, against a
-//!   `Mutex<HashMap<u64, oneshot::Sender>>`.
+//! - `correlator/*/N`: allocate-and-correlate round trips from N tasks (1 alone, 2
+//!   contending), against a `Mutex<HashMap<u64, oneshot::Sender>>` doing the same.
 //!
 //! Run with `cargo bench --bench flows`.
 
@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::stream;
 use strata::flows::{Channel, Config, Correlator, Exit, Series, Tag, map};
 use tokio::sync::{mpsc, oneshot};
@@ -159,52 +159,63 @@ struct MutexMap {
 fn correlator(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("correlator");
-    group.throughput(Throughput::Elements(2 * ROUND_TRIPS));
+    for tasks in [1u64, 2] {
+        group.throughput(Throughput::Elements(tasks * ROUND_TRIPS));
 
-    group.bench_function("mutex_hashmap", |b| {
-        b.to_async(&rt).iter(|| async {
-            let map = Arc::new(MutexMap::default());
-            let tasks: Vec<_> = (0..2)
-                .map(|_| {
-                    let map = Arc::clone(&map);
-                    tokio::spawn(async move {
-                        for _ in 0..ROUND_TRIPS {
-                            let tag = map.next.fetch_add(1, Ordering::Relaxed);
-                            let (tx, rx) = oneshot::channel();
-                            map.waiting.lock().expect("lock").insert(tag, tx);
-                            let tx = map.waiting.lock().expect("lock").remove(&tag);
-                            tx.expect("waiting").send(tag).expect("receiver alive");
-                            assert_eq!(rx.await, Ok(tag));
-                        }
-                    })
+        group.bench_with_input(
+            BenchmarkId::new("mutex_hashmap", tasks),
+            &tasks,
+            |b, &tasks| {
+                b.to_async(&rt).iter(|| async move {
+                    let map = Arc::new(MutexMap::default());
+                    let handles: Vec<_> = (0..tasks)
+                        .map(|_| {
+                            let map = Arc::clone(&map);
+                            tokio::spawn(async move {
+                                for _ in 0..ROUND_TRIPS {
+                                    let tag = map.next.fetch_add(1, Ordering::Relaxed);
+                                    let (tx, rx) = oneshot::channel();
+                                    map.waiting.lock().expect("lock").insert(tag, tx);
+                                    let tx = map.waiting.lock().expect("lock").remove(&tag);
+                                    tx.expect("waiting").send(tag).expect("receiver alive");
+                                    assert_eq!(rx.await, Ok(tag));
+                                }
+                            })
+                        })
+                        .collect();
+                    for handle in handles {
+                        handle.await.expect("task");
+                    }
                 })
-                .collect();
-            for task in tasks {
-                task.await.expect("task");
-            }
-        })
-    });
+            },
+        );
 
-    group.bench_function("correlator", |b| {
-        b.to_async(&rt).iter(|| async {
-            let correlator: Correlator<u64, ()> = Correlator::new(Config::default());
-            let tasks: Vec<_> = (0..2)
-                .map(|_| {
-                    let correlator = correlator.clone();
-                    tokio::spawn(async move {
-                        for _ in 0..ROUND_TRIPS {
-                            let (Tag(tag), pending) = correlator.allocate().await.expect("open");
-                            correlator.correlate(Tag(tag), tag).expect("waiting");
-                            assert_eq!(pending.await, Ok(tag));
-                        }
-                    })
+        group.bench_with_input(
+            BenchmarkId::new("correlator", tasks),
+            &tasks,
+            |b, &tasks| {
+                b.to_async(&rt).iter(|| async move {
+                    let correlator: Correlator<u64, ()> = Correlator::new(Config::default());
+                    let handles: Vec<_> = (0..tasks)
+                        .map(|_| {
+                            let correlator = correlator.clone();
+                            tokio::spawn(async move {
+                                for _ in 0..ROUND_TRIPS {
+                                    let (Tag(tag), pending) =
+                                        correlator.allocate().await.expect("open");
+                                    correlator.correlate(Tag(tag), tag).expect("waiting");
+                                    assert_eq!(pending.await, Ok(tag));
+                                }
+                            })
+                        })
+                        .collect();
+                    for handle in handles {
+                        handle.await.expect("task");
+                    }
                 })
-                .collect();
-            for task in tasks {
-                task.await.expect("task");
-            }
-        })
-    });
+            },
+        );
+    }
     group.finish();
 }
 

@@ -1,2 +1,63 @@
-//! `strata`: the command-line tool (placeholder until the CLI lands in the next commit).
-fn main() {}
+//! `strata`: the command-line tool of the Strata workspace.
+//!
+//! Each subcommand lives in its own module; `strata demo` runs a tour of every layer that
+//! exists and prints a summary table.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+mod error;
+
+use error::CliError;
+
+/// Focused I/O layers for people who build their own network links.
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about,
+    after_help = "Exit codes: 0 success; 1 a command failed (one sentence on stderr says why); \
+                  2 bad usage.\nSet STRATA_LOG (e.g. STRATA_LOG=debug) for trace events on stderr."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every layer end to end on loopback and in memory, then print a summary table.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strata: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+        }
+    })
+}

@@ -209,7 +209,8 @@ impl<F, I, O, E> std::fmt::Debug for Transformation<F, I, O, E> {
 
 /// A channel that emits `f(item)` for each item and never fails.
 ///
-/// Its error type is inferred from the chain it joins, so it fits anywhere.
+/// Its error type is inferred from the chain it joins, so it fits anywhere. In a chain whose
+/// stages all never fail, name it on the first: `map::<_, _, _, Infallible>(f)`.
 pub fn map<F, I, O, E>(f: F) -> Transformation<F, I, O, E>
 where
     F: FnMut(I) -> O,

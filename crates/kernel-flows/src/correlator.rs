@@ -169,12 +169,15 @@ impl<R, E> Stripe<R, E> {
     }
 }
 
+/// A stripe as it is shared between the correlator and its [`Pending`]s.
+type SharedStripe<R, E> = Arc<Padded<Stripe<R, E>>>;
+
 struct Inner<R, E> {
     order: Order,
     first_tag: u64,
     next_tag: Padded<AtomicU64>,
     gate: Arc<Gate>,
-    stripes: Box<[Arc<Padded<Stripe<R, E>>>]>,
+    stripes: Box<[SharedStripe<R, E>]>,
     /// FIFO mode: tags in the order their replies are due.
     due: Mutex<VecDeque<u64>>,
     failure: OnceLock<E>,
@@ -182,7 +185,7 @@ struct Inner<R, E> {
 }
 
 impl<R, E> Inner<R, E> {
-    fn stripe(&self, tag: u64) -> &Arc<Padded<Stripe<R, E>>> {
+    fn stripe(&self, tag: u64) -> &SharedStripe<R, E> {
         &self.stripes[(tag as usize) % STRIPES]
     }
 }
@@ -438,7 +441,7 @@ impl<R, E> Correlator<R, E> {
 pub struct Pending<R, E> {
     tag: Tag,
     reply: oneshot::Receiver<Reply<R, E>>,
-    stripe: Arc<Padded<Stripe<R, E>>>,
+    stripe: SharedStripe<R, E>,
     done: bool,
 }
 

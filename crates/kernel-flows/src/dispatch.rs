@@ -42,20 +42,21 @@ impl<E: fmt::Display> fmt::Display for Ended<E> {
 /// Every series' fault converts into one error type `E`, so they can be awaited together.
 ///
 /// ```
-/// use futures_util::{sink, stream};
-/// use kernel_flows::{Dispatch, Exit, Series, map};
+/// use std::convert::Infallible;
+/// use futures_util::{SinkExt, sink, stream};
+/// use kernel_flows::{Dispatch, Exit, Series, results};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let mut unit: Dispatch<String> = Dispatch::new();
 /// for name in ["rx", "tx"] {
-///     let chain = map(|n: u32| n + 1);
-///     let series = Series::new(stream::iter(0..10u32), chain, sink::drain())
-///         .named(name);
-///     unit.spawn(series, |fault| fault.to_string());
+///     let frames = stream::iter((0..10u32).map(Ok::<u32, String>));
+///     let sink = sink::drain().sink_map_err(|never: Infallible| match never {});
+///     unit.spawn(Series::new(frames, results(), sink).named(name), |f| f.to_string());
 /// }
 /// let ended = unit.ended().await;
 /// assert_eq!(ended.len(), 2);
 /// assert!(ended.iter().all(|e| e.exit == Exit::Completed && e.stats.items_out == 10));
+/// assert_eq!(ended[0].to_string(), "rx completed (in=10 out=10 bytes=0 obstructed=0ns)");
 /// # }
 /// ```
 pub struct Dispatch<E> {

@@ -119,12 +119,14 @@ pub(crate) struct Control {
 ///
 /// ```
 /// use futures_util::stream;
-/// use kernel_flows::{Exit, Series, map};
+/// use kernel_flows::{Channel, Exit, Series, map};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(8);
 /// let sink = tokio_util::sync::PollSender::new(tx);
-/// let chain = map(|n: u32| n * n).then(map(|n: u32| format!("{n}")));
+/// // No stage can fail here, so the chain's error type is named once, on its first stage.
+/// let chain = map::<_, _, _, std::convert::Infallible>(|n: u32| n * n)
+///     .then(map(|n: u32| format!("{n}")));
 /// let terminal = Series::new(stream::iter(1..=3u32), chain, sink)
 ///     .named("squares")
 ///     .measure(|s: &String| s.len())
