@@ -268,39 +268,68 @@ impl<T, E> Channel for Results<T, E> {
     }
 }
 
+/// Groups items into batches of a fixed size; the short remainder goes out on terminate.
+/// Made by [`batch`].
+pub struct Batch<T, E> {
+    size: usize,
+    held: Vec<T>,
+    error: PhantomData<fn() -> E>,
+}
+
+impl<T, E> std::fmt::Debug for Batch<T, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Batch(size={}, held={})", self.size, self.held.len())
+    }
+}
+
+/// A channel that emits a `Vec` of every `size` items (at least 1), holding the rest until
+/// more come or the flow terminates. Like [`map`], its error type comes from its chain.
+pub fn batch<T, E>(size: usize) -> Batch<T, E> {
+    let size = size.max(1);
+    Batch {
+        size,
+        held: Vec::with_capacity(size),
+        error: PhantomData,
+    }
+}
+
+impl<T, E> Channel for Batch<T, E> {
+    type In = T;
+    type Out = Vec<T>;
+    type Error = E;
+
+    fn transfer(&mut self, item: T, out: &mut Emit<Vec<T>>) -> Result<(), E> {
+        self.held.push(item);
+        if self.held.len() == self.size {
+            out.push(std::mem::replace(
+                &mut self.held,
+                Vec::with_capacity(self.size),
+            ));
+        }
+        Ok(())
+    }
+
+    fn terminate(&mut self, out: &mut Emit<Vec<T>>) -> Result<(), E> {
+        if !self.held.is_empty() {
+            out.push(std::mem::take(&mut self.held));
+        }
+        Ok(())
+    }
+
+    fn buffered(&self) -> usize {
+        self.held.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::convert::Infallible;
 
-    /// Holds items in groups of `n`, emitting each full group and the remainder on terminate.
-    struct Group(usize, Vec<u32>);
-    impl Channel for Group {
-        type In = u32;
-        type Out = Vec<u32>;
-        type Error = Infallible;
-        fn transfer(&mut self, item: u32, out: &mut Emit<Vec<u32>>) -> Result<(), Infallible> {
-            self.1.push(item);
-            if self.1.len() == self.0 {
-                out.push(std::mem::take(&mut self.1));
-            }
-            Ok(())
-        }
-        fn terminate(&mut self, out: &mut Emit<Vec<u32>>) -> Result<(), Infallible> {
-            if !self.1.is_empty() {
-                out.push(std::mem::take(&mut self.1));
-            }
-            Ok(())
-        }
-        fn buffered(&self) -> usize {
-            self.1.len()
-        }
-    }
-
     #[test]
     fn chain_terminate_flushes_in_order_through_every_stage() {
-        let mut chain = map(|x: u32| x * 10)
-            .then(Group(2, Vec::new()))
+        let mut chain = map::<_, _, _, Infallible>(|x: u32| x * 10)
+            .then(batch(2))
             .then(map(|g: Vec<u32>| g.len()));
         let mut out = Emit::new();
         for x in 0..5 {

@@ -7,7 +7,7 @@ mod gate;
 mod series;
 mod valve;
 
-pub use channel::{Chain, Channel, Emit, Results, Transformation, map, results};
+pub use channel::{Batch, Chain, Channel, Emit, Results, Transformation, batch, map, results};
 pub use correlator::{Config, Correlator, Order, Orphan, OrphanKind, Pending, Tag, Unanswered};
 pub use dispatch::{Dispatch, Ended};
 pub use series::{Exit, Fault, Series, Stats, Terminal};

@@ -18,6 +18,7 @@ use futures_util::{Sink, Stream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::channel::{Channel, Emit};
 use crate::valve::Valve;
@@ -261,9 +262,8 @@ where
             measure,
             valve,
         } = self;
+        let span = tracing::debug_span!("series", name = %name);
         async move {
-            let span = tracing::debug_span!("series", name = %name);
-            let _entered = span.enter();
             let mut pump = Pump {
                 source: Box::pin(source),
                 chain,
@@ -322,6 +322,7 @@ where
             tracing::debug!(exit = exit_name(&exit), stats = %pump.stats, "series ended");
             (exit, pump.stats)
         }
+        .instrument(span)
     }
 }
 

@@ -4,37 +4,14 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt, sink, stream};
-use kernel_flows::{Channel, Dispatch, Emit, Exit, Fault, Reason, Series, Valve, map};
+use kernel_flows::{Channel, Dispatch, Emit, Exit, Fault, Reason, Series, Valve, batch, map};
 use proptest::prelude::*;
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
-/// Holds items in groups of `width` and flushes a partial group on terminate.
-struct Group {
-    width: usize,
-    held: Vec<u32>,
-}
-
-impl Channel for Group {
-    type In = u32;
-    type Out = Vec<u32>;
-    type Error = Infallible;
-    fn transfer(&mut self, item: u32, out: &mut Emit<Vec<u32>>) -> Result<(), Infallible> {
-        self.held.push(item);
-        if self.held.len() >= self.width {
-            out.push(std::mem::take(&mut self.held));
-        }
-        Ok(())
-    }
-    fn terminate(&mut self, out: &mut Emit<Vec<u32>>) -> Result<(), Infallible> {
-        if !self.held.is_empty() {
-            out.push(std::mem::take(&mut self.held));
-        }
-        Ok(())
-    }
-    fn buffered(&self) -> usize {
-        self.held.len()
-    }
+/// Groups of `width`, the partial one flushed on terminate.
+fn group(width: usize) -> kernel_flows::Batch<u32, Infallible> {
+    batch(width)
 }
 
 /// Emits each group's items one by one again.
@@ -82,7 +59,7 @@ proptest! {
             // Keep the source open, so only terminate can end the flow.
             let source = tokio_stream_from(src_rx);
             let (tx, mut rx) = mpsc::channel(capacity);
-            let chain = map(|n: u32| n).then(Group { width, held: Vec::new() }).then(ungroup());
+            let chain = map(|n: u32| n).then(group(width)).then(ungroup());
             let terminal = Series::new(source, chain, PollSender::new(tx))
                 .high_water(high_water)
                 .spawn();
@@ -123,7 +100,7 @@ proptest! {
     ) {
         let (exit, stats, got) = runtime().block_on(async move {
             let (tx, mut rx) = mpsc::channel(capacity);
-            let chain = Group { width, held: Vec::new() }.then(ungroup());
+            let chain = group(width).then(ungroup());
             let terminal = Series::new(stream::iter(0..total).chain(stream::pending()), chain, PollSender::new(tx)).spawn();
             let mut got = Vec::new();
             while got.len() < interrupt_after {
@@ -159,10 +136,7 @@ fn tokio_stream_from<T: Send + 'static>(
 #[tokio::test]
 async fn a_source_that_ends_completes_after_flushing_the_chain_and_closing_the_sink() {
     let (tx, mut rx) = mpsc::channel(2);
-    let chain = Group {
-        width: 4,
-        held: Vec::new(),
-    };
+    let chain = group(4);
     let terminal = Series::new(stream::iter(0..10u32), chain, PollSender::new(tx))
         .measure(|group: &Vec<u32>| group.len() * 4)
         .spawn();
@@ -289,16 +263,9 @@ async fn a_held_valve_stops_the_source_until_the_last_hold_drops() {
 async fn terminate_while_the_valve_is_held_still_drains_and_completes() {
     let valve = Valve::new("pause");
     let _hold = valve.hold(Reason::new("test", "held forever"));
-    let terminal = Series::new(
-        stream::iter(0..10u32),
-        Group {
-            width: 100,
-            held: Vec::new(),
-        },
-        sink::drain(),
-    )
-    .valve(valve)
-    .spawn();
+    let terminal = Series::new(stream::iter(0..10u32), group(100), sink::drain())
+        .valve(valve)
+        .spawn();
     terminal.terminate();
     let (exit, _) = tokio::time::timeout(LONG, terminal.exit())
         .await
@@ -383,10 +350,7 @@ async fn dispatch_terminate_drains_every_series() {
         let (tx, rx) = mpsc::channel::<Vec<u32>>(16);
         receivers.push(rx);
         let source = stream::iter(0..5u32).chain(stream::pending());
-        let chain = Group {
-            width: 100,
-            held: Vec::new(),
-        };
+        let chain = group(100);
         unit.spawn(
             Series::new(source, chain, PollSender::new(tx)).named(name),
             |fault| fault.to_string(),
