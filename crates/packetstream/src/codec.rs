@@ -1,0 +1,222 @@
+//! [`PacketCodec`]: frames [`Packet`]s for tokio-util's `Framed`, with the size limit checked
+//! before anything is allocated.
+
+use bytes::{Buf, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::{Error, Packet, bsuint};
+
+/// Decodes and encodes length-prefixed [`Packet`] frames.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use packetstream::{Packet, PacketCodec};
+/// use tokio_util::codec::{Decoder, Encoder};
+///
+/// let mut codec = PacketCodec::new(1024);
+/// let mut buf = BytesMut::new();
+/// codec.encode(Packet::request(0, 2, 0, 0, Bytes::new())?, &mut buf)?;
+/// assert_eq!(&buf[..], [0x03, 0x02, 0x02, 0x01]);
+/// let packet = codec.decode(&mut buf)?.expect("a whole frame");
+/// assert_eq!(packet.rq_type(), Some(0));
+/// # Ok::<(), packetstream::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PacketCodec {
+    max_packet: usize,
+}
+
+impl PacketCodec {
+    /// A codec that refuses bodies longer than `max_packet` bytes, both ways.
+    pub fn new(max_packet: usize) -> PacketCodec {
+        PacketCodec { max_packet }
+    }
+
+    /// The limit on a packet body, in bytes.
+    pub fn max_packet(&self) -> usize {
+        self.max_packet
+    }
+}
+
+impl Default for PacketCodec {
+    /// The default limit of [`Config::max_packet`](crate::Config::max_packet), 16 MiB.
+    fn default() -> Self {
+        PacketCodec::new(crate::Config::default().max_packet)
+    }
+}
+
+impl Decoder for PacketCodec {
+    type Item = Packet;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, Error> {
+        // Leading `80` bytes of the length prefix add nothing to its value (cs accepts such
+        // non-minimal encodings): drop them as they come, so that no run of them can make
+        // the buffer grow.
+        let zeros = src.iter().take_while(|&&b| b == 0x80).count();
+        src.advance(zeros);
+        let Some((len, used)) = bsuint::get(src)? else {
+            return Ok(None);
+        };
+        if len > self.max_packet as u64 {
+            return Err(Error::PacketTooLarge {
+                len,
+                max: self.max_packet,
+            });
+        }
+        // Checked against max_packet just above, so it fits in usize.
+        let len = len as usize;
+        if src.len() < used + len {
+            src.reserve(used + len - src.len());
+            return Ok(None);
+        }
+        src.advance(used);
+        Packet::decode_body(src.split_to(len).freeze()).map(Some)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, Error> {
+        match self.decode(src)? {
+            Some(packet) => Ok(Some(packet)),
+            None if src.is_empty() => Ok(None),
+            None => Err(Error::Truncated {
+                buffered: src.len(),
+            }),
+        }
+    }
+}
+
+impl Encoder<&Packet> for PacketCodec {
+    type Error = Error;
+
+    fn encode(&mut self, packet: &Packet, dst: &mut BytesMut) -> Result<(), Error> {
+        let body = packet.body_len();
+        if body > self.max_packet {
+            return Err(Error::PacketTooLarge {
+                len: body as u64,
+                max: self.max_packet,
+            });
+        }
+        dst.reserve(packet.frame_len());
+        packet.encode(dst);
+        Ok(())
+    }
+}
+
+impl Encoder<Packet> for PacketCodec {
+    type Error = Error;
+
+    fn encode(&mut self, packet: Packet, dst: &mut BytesMut) -> Result<(), Error> {
+        self.encode(&packet, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    #[test]
+    fn oversized_prefix_is_refused_before_allocating() {
+        let mut codec = PacketCodec::new(1024);
+        // A prefix announcing 2^63 bytes.
+        let mut buf =
+            BytesMut::from(&[0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00][..]);
+        let before = buf.capacity();
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(Error::PacketTooLarge { len, max: 1024 }) if len == 1 << 63
+        ));
+        assert_eq!(buf.capacity(), before);
+        // Just over the limit.
+        let mut buf = BytesMut::from(&[0x88, 0x01][..]);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(Error::PacketTooLarge { len: 1025, .. })
+        ));
+    }
+
+    #[test]
+    fn prefix_overflow_is_an_error() {
+        let mut codec = PacketCodec::default();
+        let mut buf = BytesMut::from(&[0xff; 11][..]);
+        assert!(matches!(codec.decode(&mut buf), Err(Error::VarintOverflow)));
+    }
+
+    #[test]
+    fn leading_zero_groups_never_accumulate() {
+        let mut codec = PacketCodec::default();
+        let mut buf = BytesMut::from(&[0x80; 100_000][..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.is_empty());
+        // The frame they started still decodes: `80 .. 80 03` then tag 2, request, rq 1.
+        buf.extend_from_slice(&[0x03, 0x02, 0x02, 0x01]);
+        let p = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!((p.tag(), p.rq_type()), (2, Some(0)));
+    }
+
+    #[test]
+    fn partial_frames_wait_and_eof_inside_one_is_truncated() {
+        let mut codec = PacketCodec::default();
+        let mut buf = BytesMut::from(&[0x08, 0x04, 0x02, 0x03, 0x68][..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() >= 9);
+        assert!(matches!(
+            codec.decode_eof(&mut buf),
+            Err(Error::Truncated { buffered: 5 })
+        ));
+        let mut empty = BytesMut::new();
+        assert_eq!(codec.decode_eof(&mut empty).unwrap(), None);
+    }
+
+    #[test]
+    fn encoder_refuses_packets_over_the_limit() {
+        let mut codec = PacketCodec::new(8);
+        let big = Packet::request(0, 2, 0, 0, Bytes::from_static(&[0; 8])).unwrap();
+        let mut buf = BytesMut::new();
+        assert!(matches!(
+            codec.encode(&big, &mut buf),
+            Err(Error::PacketTooLarge { len: 11, max: 8 })
+        ));
+        assert!(buf.is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data: Vec<u8>, cut in 0usize..64) {
+            let mut codec = PacketCodec::new(4096);
+            let mut buf = BytesMut::new();
+            // Feed in two pieces, as a socket might.
+            let cut = cut.min(data.len());
+            for piece in [&data[..cut], &data[cut..]] {
+                buf.extend_from_slice(piece);
+                while let Ok(Some(p)) = codec.decode(&mut buf) {
+                    // Whatever decodes re-encodes to a frame that decodes to the same packet.
+                    let mut again = BytesMut::new();
+                    codec.encode(&p, &mut again).unwrap();
+                    prop_assert_eq!(codec.decode(&mut again).unwrap(), Some(p));
+                }
+                prop_assert!(buf.capacity() <= 2 * 4096 + data.len() + 64);
+            }
+        }
+
+        #[test]
+        fn packets_round_trip(
+            request: bool, channel: u64, tag: u64, rq_type in 0..u64::MAX, flags: u64, ok: bool,
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let payload = Bytes::from(payload);
+            let p = if request {
+                Packet::request(channel, tag, rq_type, flags >> 2, payload)
+            } else {
+                Packet::response(channel, tag, ok, flags >> 3, payload)
+            }.unwrap();
+            let mut codec = PacketCodec::default();
+            let mut buf = BytesMut::new();
+            codec.encode(&p, &mut buf).unwrap();
+            prop_assert_eq!(buf.len(), p.frame_len());
+            prop_assert_eq!(codec.decode(&mut buf).unwrap(), Some(p));
+            prop_assert!(buf.is_empty());
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The tokio driver: one task per connection that owns the stream and moves packets between
+//! it, the [`Session`], the handlers and the correlators.
+//!
+//! It is a hand-written future, as h2's connection is, so that reading and writing the same
+//! stream need no split and no lock. Each wake it takes new requests from the handles,
+//! collects finished handlers, starts queued ones, reads and dispatches what has arrived,
+//! and then writes everything produced in that wake in one go.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::future::CatchUnwind;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use kernel_flows::Tag;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::Sleep;
+use tokio_util::codec::{Decoder, Encoder};
+use tracing::{debug, trace, warn};
+
+use crate::reply::Reply;
+use crate::session::{Incoming, Request, Session};
+use crate::shared::{Counters, Shared};
+use crate::{Ended, Error, Packet, PacketCodec, Response};
+
+/// What a handler's future resolves to: its reply, or the text of its error.
+pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, String>> + Send>>;
+
+/// A request handler, type-erased.
+pub(crate) type Handler = Arc<dyn Fn(u64, u64, Bytes) -> HandlerFuture + Send + Sync>;
+
+/// What the handles ask of the driver.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Send this request (its tag is allocated).
+    Request(Packet),
+    /// Begin the close sequence.
+    Close,
+}
+
+/// How many rounds one wake may run before yielding to other tasks.
+const ROUNDS_PER_WAKE: usize = 32;
+/// The least free space kept in the read buffer before a read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A handler at work on one request.
+struct Running {
+    channel: u64,
+    tag: u64,
+    future: CatchUnwind<AssertUnwindSafe<HandlerFuture>>,
+}
+
+type Outcome = Result<Result<Reply, String>, Box<dyn Any + Send>>;
+
+impl Future for Running {
+    type Output = (u64, u64, Outcome);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let outcome = ready!(self.future.poll_unpin(cx));
+        Poll::Ready((self.channel, self.tag, outcome))
+    }
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Requests flow both ways.
+    Open,
+    /// ERQ sent; waiting for handlers to finish before sending EOF.
+    Closing,
+    /// EOF sent; waiting for the peer's EOF (or the close timeout).
+    EofSent,
+    /// Shutting the write side.
+    Shutdown,
+}
+
+pub(crate) struct Driver<T> {
+    io: Pin<Box<T>>,
+    codec: PacketCodec,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_open: bool,
+    session: Session,
+    handler: Option<Handler>,
+    queue: VecDeque<Request>,
+    running: FuturesUnordered<Running>,
+    shared: Arc<Shared>,
+    reading: bool,
+    phase: Phase,
+    erq_sent: bool,
+    /// Bytes written but not yet flushed.
+    unflushed: bool,
+    grace: Option<Pin<Box<Sleep>>>,
+    close_deadline: Option<Pin<Box<Sleep>>>,
+    /// The first failure; `None` while all is well.
+    failure: Option<Error>,
+}
+
+impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
+    pub fn new(
+        io: T,
+        shared: Arc<Shared>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        handler: Option<Handler>,
+    ) -> Driver<T> {
+        let config = &shared.config;
+        Driver {
+            io: Box::pin(io),
+            codec: PacketCodec::new(config.max_packet),
+            read_buf: BytesMut::new(),
+            write_buf: BytesMut::new(),
+            commands,
+            commands_open: true,
+            session: Session::new(handler.is_some(), config.channels),
+            handler,
+            queue: VecDeque::new(),
+            running: FuturesUnordered::new(),
+            reading: true,
+            phase: Phase::Open,
+            erq_sent: false,
+            unflushed: false,
+            grace: None,
+            close_deadline: None,
+            failure: None,
+            shared,
+        }
+    }
+
+    /// Runs the connection to its end and publishes how it ended.
+    pub async fn run(mut self) {
+        let result = std::future::poll_fn(|cx| self.poll_drive(cx)).await;
+        // Whatever still waits gets the reason now: nothing hangs.
+        let reason = match &result {
+            Ok(()) => Ended::Local,
+            Err(e) => Ended::Failed(Arc::new(e.clone())),
+        };
+        self.shared.fail_all(&Error::Closed(reason));
+        self.shared.closing.store(true, Ordering::Release);
+        match &result {
+            Ok(()) => debug!(stats = ?self.shared.counters.snapshot(), "connection closed"),
+            Err(e) => {
+                debug!(error = %e, stats = ?self.shared.counters.snapshot(), "connection failed")
+            }
+        }
+        self.shared.ended.send_replace(Some(result));
+    }
+
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        for _ in 0..ROUNDS_PER_WAKE {
+            let mut progress = self.poll_commands(cx);
+            progress |= self.poll_handlers(cx);
+            progress |= self.start_handlers();
+            match self.poll_read(cx) {
+                Ok(read) => progress |= read,
+                Err(e) => return Poll::Ready(Err(self.fail(e))),
+            }
+            self.advance_close();
+            match self.poll_write(cx) {
+                Ok(wrote) => progress |= wrote,
+                Err(e) => return Poll::Ready(Err(self.fail(e))),
+            }
+            if self.phase == Phase::EofSent && self.write_buf.is_empty() && !self.unflushed {
+                if self.reading {
+                    let timeout = self.shared.config.close_timeout;
+                    let deadline = self
+                        .close_deadline
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        debug!(?timeout, "no EOF from the peer in time");
+                        self.failure.get_or_insert(Error::CloseTimeout(timeout));
+                        self.reading = false;
+                    }
+                }
+                if !self.reading {
+                    self.phase = Phase::Shutdown;
+                }
+            }
+            if self.phase == Phase::Shutdown {
+                if let Err(e) = ready!(self.io.as_mut().poll_shutdown(cx)) {
+                    // The peer may have gone already; that does not undo a clean close.
+                    debug!(error = %e, "shutting the write side failed");
+                }
+                return Poll::Ready(self.failure.take().map_or(Ok(()), Err));
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// A fatal error: fail every waiting request with it, and end.
+    fn fail(&mut self, error: Error) -> Error {
+        let error = self.failure.take().unwrap_or(error);
+        self.shared
+            .fail_all(&Error::Closed(Ended::Failed(Arc::new(error.clone()))));
+        error
+    }
+
+    fn poll_commands(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while self.commands_open {
+            match self.commands.poll_recv(cx) {
+                Poll::Ready(Some(Command::Request(packet))) => {
+                    progress = true;
+                    if self.phase == Phase::Open {
+                        Counters::add(&self.shared.counters.requests_sent, 1);
+                        self.send(&packet);
+                    } else {
+                        // Raced with close: ERQ is out, so this request must not follow it.
+                        self.answer(&packet, Err(Error::Closing));
+                    }
+                }
+                Poll::Ready(Some(Command::Close)) => {
+                    progress = true;
+                    self.begin_close();
+                    self.send_erq();
+                }
+                Poll::Ready(None) => {
+                    debug!("every handle dropped: closing");
+                    self.commands_open = false;
+                    self.begin_close();
+                    self.send_erq();
+                    progress = true;
+                }
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    fn poll_handlers(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while let Poll::Ready(Some((channel, tag, outcome))) = self.running.poll_next_unpin(cx) {
+            progress = true;
+            self.session.answered(channel, tag);
+            Counters::add(&self.shared.counters.requests_served, 1);
+            let failure =
+                || Packet::failure(channel, tag, self.shared.config.handler_failure.clone());
+            let packet = match outcome {
+                Ok(Ok(reply)) => {
+                    Packet::response(channel, tag, reply.ok, reply.flags, reply.payload)
+                        .unwrap_or_else(|e| {
+                            warn!(channel, tag, error = %e, "handler reply cannot be sent");
+                            failure()
+                        })
+                }
+                Ok(Err(text)) => {
+                    debug!(channel, tag, error = %text, "handler failed");
+                    failure()
+                }
+                Err(_) => {
+                    warn!(channel, tag, "handler panicked");
+                    failure()
+                }
+            };
+            self.send(&packet);
+        }
+        progress
+    }
+
+    fn start_handlers(&mut self) -> bool {
+        let mut progress = false;
+        let config = &self.shared.config;
+        while self.running.len() < config.max_handlers.max(1)
+            && self.write_buf.len() < config.write_high_water
+        {
+            let (Some(handler), Some(rq)) = (&self.handler, self.queue.pop_front()) else {
+                break;
+            };
+            let future = handler(rq.rq_type, rq.flags, rq.payload);
+            self.running.push(Running {
+                channel: rq.channel,
+                tag: rq.tag,
+                future: AssertUnwindSafe(future).catch_unwind(),
+            });
+            progress = true;
+        }
+        progress
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
+        let mut progress = false;
+        while self.reading {
+            // Dispatch what is buffered first; stop while the handler queue is full.
+            while self.reading && self.queue.len() < self.shared.config.max_queued_requests {
+                match self.codec.decode(&mut self.read_buf) {
+                    Ok(Some(packet)) => {
+                        progress = true;
+                        self.receive(packet);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(error = %e, "bad input from the peer: closing");
+                        self.stop_reading(Ended::Failed(Arc::new(e.clone())));
+                        self.failure.get_or_insert(e);
+                        return Ok(true);
+                    }
+                }
+            }
+            if !self.reading || self.queue.len() >= self.shared.config.max_queued_requests {
+                break;
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, &mut self.read_buf) {
+                Poll::Ready(Ok(0)) => {
+                    progress = true;
+                    match self.codec.decode_eof(&mut self.read_buf) {
+                        Ok(Some(packet)) => self.receive(packet),
+                        Ok(None) => {
+                            debug!("the stream ended without an EOF packet");
+                            self.stop_reading(Ended::StreamEnd);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "the stream ended inside a packet");
+                            self.stop_reading(Ended::Failed(Arc::new(e.clone())));
+                            self.failure.get_or_insert(e);
+                        }
+                    }
+                }
+                Poll::Ready(Ok(n)) => {
+                    progress = true;
+                    Counters::add(&self.shared.counters.bytes_in, n as u64);
+                }
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => break,
+            }
+        }
+        Ok(progress)
+    }
+
+    fn receive(&mut self, packet: Packet) {
+        Counters::add(&self.shared.counters.packets_in, 1);
+        trace!(%packet, "in");
+        match self.session.receive(packet) {
+            Incoming::Eof { malformed } => {
+                if malformed {
+                    debug!("a request with wire rq_type 0 (malformed EOF): taken as EOF");
+                }
+                self.stop_reading(Ended::PeerEof);
+            }
+            Incoming::Erq => debug!("the peer will send no more requests"),
+            Incoming::Serve(rq) => self.queue.push_back(rq),
+            Incoming::Reject(packet) => {
+                Counters::add(&self.shared.counters.requests_refused, 1);
+                debug!(%packet, reason = ?packet.payload(), "request refused");
+                self.send(&packet);
+            }
+            Incoming::Response(packet) => {
+                let channel = packet.channel();
+                let tag = packet.tag();
+                let response = Response {
+                    ok: packet.ok() == Some(true),
+                    flags: packet.flags(),
+                    payload: packet.into_payload(),
+                };
+                let delivered = match self.shared.requests(channel, false) {
+                    Some(requests) => requests.correlate(Tag(tag), Ok(response)).is_ok(),
+                    None => false,
+                };
+                if !delivered {
+                    Counters::add(&self.shared.counters.orphans, 1);
+                    debug!(channel, tag, "response to no waiting request: orphan");
+                }
+            }
+        }
+    }
+
+    /// Reading is over: fail this side's waiting requests at once, then close (ERQ and EOF
+    /// go out once the handlers have answered, as cs's close protocol has it).
+    fn stop_reading(&mut self, why: Ended) {
+        self.reading = false;
+        let failed = self.shared.fail_all(&Error::Closed(why));
+        if failed > 0 {
+            debug!(failed, "requests failed: the peer will not answer them");
+        }
+        self.begin_close();
+    }
+
+    /// No new requests from this side from now on.
+    fn begin_close(&mut self) {
+        if self.phase == Phase::Open {
+            self.phase = Phase::Closing;
+            self.shared.closing.store(true, Ordering::Release);
+        }
+    }
+
+    fn send_erq(&mut self) {
+        if !self.erq_sent {
+            self.erq_sent = true;
+            self.send(&Packet::ERQ);
+        }
+    }
+
+    fn advance_close(&mut self) {
+        if self.phase == Phase::Closing && self.queue.is_empty() && self.running.is_empty() {
+            self.send_erq();
+            self.send(&Packet::EOF);
+            self.phase = Phase::EofSent;
+        }
+    }
+
+    /// Hands `answer` to the request `packet` this side meant to send.
+    fn answer(&self, packet: &Packet, answer: Result<Response, Error>) {
+        if let Some(requests) = self.shared.requests(packet.channel(), false) {
+            let _ = requests.correlate(Tag(packet.tag()), answer);
+        }
+    }
+
+    fn send(&mut self, packet: &Packet) {
+        if matches!(self.phase, Phase::EofSent | Phase::Shutdown) {
+            debug!(%packet, "not sent: EOF already went out");
+            return;
+        }
+        match self.codec.encode(packet, &mut self.write_buf) {
+            Ok(()) => {
+                trace!(%packet, "out");
+                Counters::add(&self.shared.counters.packets_out, 1);
+            }
+            Err(e) => {
+                // Only a packet over max_packet fails to encode.
+                warn!(%packet, error = %e, "not sent");
+                if packet.is_request() {
+                    self.answer(packet, Err(e));
+                } else {
+                    let failure = Packet::failure(
+                        packet.channel(),
+                        packet.tag(),
+                        self.shared.config.handler_failure.clone(),
+                    );
+                    self.send(&failure);
+                }
+            }
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
+        let mut progress = false;
+        if !self.write_buf.is_empty() {
+            let config = &self.shared.config;
+            if !config.grace.is_zero()
+                && self.phase == Phase::Open
+                && self.write_buf.len() < config.write_high_water
+            {
+                let grace = config.grace;
+                let timer = self
+                    .grace
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(grace)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Ok(false);
+                }
+                self.grace = None;
+            }
+            while !self.write_buf.is_empty() {
+                match self.io.as_mut().poll_write(cx, &self.write_buf)? {
+                    Poll::Ready(0) => {
+                        return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                    }
+                    Poll::Ready(n) => {
+                        progress = true;
+                        self.unflushed = true;
+                        self.write_buf.advance(n);
+                        Counters::add(&self.shared.counters.bytes_out, n as u64);
+                    }
+                    Poll::Pending => return Ok(progress),
+                }
+            }
+        }
+        if self.unflushed && self.io.as_mut().poll_flush(cx)?.is_ready() {
+            self.unflushed = false;
+        }
+        Ok(progress)
+    }
+}

@@ -1,0 +1,144 @@
+//! What the connection's handles and its driver task share: the correlators, the counters,
+//! and how the connection ended.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel_flows::{Correlator, Order};
+use tokio::sync::watch;
+
+use crate::{Config, Error, Response};
+
+/// What a request's [`Pending`](kernel_flows::Pending) resolves to: the peer's response, or
+/// an error the driver hands to this one request.
+pub(crate) type Answer = Result<Response, Error>;
+
+/// The correlator of one channel.
+pub(crate) type Requests = Correlator<Answer, Error>;
+
+/// The traffic counters of a connection (what cs.packetstream's `tick` was for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets read (control packets included).
+    pub packets_in: u64,
+    /// Packets written.
+    pub packets_out: u64,
+    /// Bytes read from the stream.
+    pub bytes_in: u64,
+    /// Bytes written to the stream.
+    pub bytes_out: u64,
+    /// Requests this side sent.
+    pub requests_sent: u64,
+    /// The peer's requests this side answered through its handler.
+    pub requests_served: u64,
+    /// The peer's requests refused (no handler, after ERQ, unknown channel, tag in use).
+    pub requests_refused: u64,
+    /// Responses nobody waited for: unknown tags, late replies to cancelled or timed-out
+    /// requests, responses on unknown channels.
+    pub orphans: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub packets_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub requests_sent: AtomicU64,
+    pub requests_served: AtomicU64,
+    pub requests_refused: AtomicU64,
+    pub orphans: AtomicU64,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            packets_in: get(&self.packets_in),
+            packets_out: get(&self.packets_out),
+            bytes_in: get(&self.bytes_in),
+            bytes_out: get(&self.bytes_out),
+            requests_sent: get(&self.requests_sent),
+            requests_served: get(&self.requests_served),
+            requests_refused: get(&self.requests_refused),
+            orphans: get(&self.orphans),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Channels {
+    others: HashMap<u64, Requests>,
+    failure: Option<Error>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    channel0: Requests,
+    channels: Mutex<Channels>,
+    pub counters: Counters,
+    /// Set once this side has sent ERQ: no new requests.
+    pub closing: AtomicBool,
+    /// `Some` once the driver has ended: how it ended.
+    pub ended: watch::Sender<Option<Result<(), Error>>>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Shared {
+        Shared {
+            channel0: new_requests(&config),
+            channels: Mutex::new(Channels::default()),
+            counters: Counters::default(),
+            closing: AtomicBool::new(false),
+            ended: watch::Sender::new(None),
+            config,
+        }
+    }
+
+    /// The correlator of `channel`, made on first use. `None` for a channel this side has
+    /// never sent on.
+    pub fn requests(&self, channel: u64, create: bool) -> Option<Requests> {
+        if channel == 0 {
+            return Some(self.channel0.clone());
+        }
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(requests) = channels.others.get(&channel) {
+            return Some(requests.clone());
+        }
+        if !create {
+            return None;
+        }
+        let requests = new_requests(&self.config);
+        if let Some(e) = &channels.failure {
+            requests.fail_all(e.clone());
+        }
+        channels.others.insert(channel, requests.clone());
+        Some(requests)
+    }
+
+    /// Fails every request waiting on any channel, and every later one.
+    pub fn fail_all(&self, error: &Error) -> usize {
+        let mut failed = self.channel0.fail_all(error.clone());
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.failure.get_or_insert_with(|| error.clone());
+        for requests in channels.others.values() {
+            failed += requests.fail_all(error.clone());
+        }
+        failed
+    }
+}
+
+fn new_requests(config: &Config) -> Requests {
+    Correlator::new(kernel_flows::Config {
+        order: Order::Tagged,
+        max_in_flight: config.max_in_flight,
+        // cs.packetstream reserves tags 0 and 1 (EOF and ERQ) on channel 0.
+        first_tag: 2,
+    })
+}

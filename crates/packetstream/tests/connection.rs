@@ -1,0 +1,587 @@
+//! The connection against itself and against a hand-driven raw peer: the request API, the
+//! handler rules, cs's request checks, closing, and hostile input.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use packetstream::{Config, Ended, Error, Packet, PacketCodec, PacketConnection, Reply, Response};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio_util::codec::Framed;
+
+type Raw = Framed<DuplexStream, PacketCodec>;
+
+/// A connection with a handler on one end of a pipe, and a raw framed peer on the other.
+fn raw_peer_of(config: Config, serving: bool) -> (PacketConnection, Raw) {
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let conn = if serving {
+        PacketConnection::with_handler(ours, config, table)
+    } else {
+        PacketConnection::new(ours, config)
+    };
+    (conn, Framed::new(theirs, PacketCodec::default()))
+}
+
+/// The handler table of the spec (§4.4), as `strata packet serve` has it too.
+async fn table(rq: u64, flags: u64, payload: Bytes) -> Result<Reply, String> {
+    match rq {
+        0 => Ok((flags, payload).into()),
+        1 => Ok((0x11, payload.iter().rev().copied().collect::<Vec<u8>>()).into()),
+        2 => Ok(().into()),
+        3 => Ok((flags + 1).into()),
+        4 => Ok("héllo".into()),
+        6 => {
+            let ms: u64 = std::str::from_utf8(&payload)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or("payload is not a number of milliseconds")?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok((flags, payload).into())
+        }
+        7 => panic!("a handler that panics"),
+        8 => Ok(u64::MAX.into()),
+        _ => Err(format!("no handler for rq_type {rq}")),
+    }
+}
+
+fn pair(client: Config, server: Config) -> (PacketConnection, PacketConnection) {
+    let (a, b) = tokio::io::duplex(1 << 20);
+    (
+        PacketConnection::new(a, client),
+        PacketConnection::with_handler(b, server, table),
+    )
+}
+
+fn resp(ok: bool, flags: u64, payload: &'static [u8]) -> Response {
+    Response {
+        ok,
+        flags,
+        payload: Bytes::from_static(payload),
+    }
+}
+
+async fn next(raw: &mut Raw) -> Packet {
+    tokio::time::timeout(Duration::from_secs(5), raw.next())
+        .await
+        .expect("the peer sends in time")
+        .expect("a packet, not the end")
+        .expect("a valid packet")
+}
+
+/// Everything the raw peer reads until the stream ends.
+async fn rest(raw: &mut Raw) -> Vec<Packet> {
+    let mut all = Vec::new();
+    while let Some(p) = tokio::time::timeout(Duration::from_secs(5), raw.next())
+        .await
+        .expect("the stream ends in time")
+    {
+        all.push(p.expect("a valid packet"));
+    }
+    all
+}
+
+fn request(tag: u64, rq: u64, flags: u64, payload: &'static [u8]) -> Packet {
+    Packet::request(0, tag, rq, flags, Bytes::from_static(payload)).unwrap()
+}
+
+fn failure_text(p: &Packet) -> &[u8] {
+    assert_eq!(p.ok(), Some(false), "{p}");
+    p.payload()
+}
+
+#[tokio::test]
+async fn the_handler_table_answers_as_cs_does() {
+    let (client, server) = pair(Config::default(), Config::default());
+    let cases: [(u64, u64, &'static [u8], Response); 9] = [
+        (0, 1 << 40, b"echo", resp(true, 1 << 40, b"echo")),
+        (1, 0, b"abc", resp(true, 0x11, b"cba")),
+        (2, 9, b"x", resp(true, 0, b"")),
+        (3, 41, b"", resp(true, 42, b"")),
+        (4, 0, b"", resp(true, 0, "héllo".as_bytes())),
+        (5, 0, b"", resp(false, 0, b"exception during handler")),
+        (7, 0, b"", resp(false, 0, b"exception during handler")),
+        (8, 0, b"", resp(false, 0, b"exception during handler")),
+        (300, 0, b"", resp(false, 0, b"exception during handler")),
+    ];
+    for (rq, flags, payload, expected) in cases {
+        let got = client.request(rq, flags, payload).await.unwrap();
+        assert_eq!(got, expected, "rq {rq}");
+    }
+    let big = Bytes::from(vec![7u8; 200 * 1024]);
+    let got = client.request(0, 3, big.clone()).await.unwrap();
+    assert_eq!(got.payload, big);
+    assert_eq!(client.stats().requests_sent, 10);
+    assert_eq!(server.stats().requests_served, 10);
+    client.close().await.unwrap();
+    server.closed().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_failure_payload_is_configurable() {
+    let config = Config {
+        handler_failure: Bytes::from_static(b"nope"),
+        ..Config::default()
+    };
+    let (client, _server) = pair(Config::default(), config);
+    assert_eq!(
+        client.request(5, 0, "").await.unwrap(),
+        resp(false, 0, b"nope")
+    );
+}
+
+#[tokio::test]
+async fn tags_start_at_two_and_are_never_reused() {
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    for expected_tag in 2..6 {
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.request(4, 1, "q").await }
+        });
+        let p = next(&mut raw).await;
+        assert_eq!(
+            (p.tag(), p.rq_type(), p.wire_rq_type()),
+            (expected_tag, Some(4), Some(5))
+        );
+        let reply = Packet::response(0, p.tag(), true, 3, Bytes::from_static(b"r")).unwrap();
+        raw.send(reply).await.unwrap();
+        assert_eq!(call.await.unwrap().unwrap(), resp(true, 3, b"r"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn four_handlers_at_most_and_replies_in_completion_order() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let handler = {
+        let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
+        move |_rq, _flags, payload: Bytes| {
+            let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                let ms = u64::from(payload[0]);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, Infallible>(payload)
+            }
+        }
+    };
+    let _server = PacketConnection::with_handler(ours, Config::default(), handler);
+    let mut raw = Framed::new(theirs, PacketCodec::default());
+    // Tags 2..=13; the first four sleep 40, 30, 20, 10 ms, the rest 100 ms.
+    for tag in 2..14u64 {
+        let ms = if tag < 6 {
+            40 - 10 * (tag as u8 - 2)
+        } else {
+            100
+        };
+        raw.feed(Packet::request(0, tag, 0, 0, Bytes::from(vec![ms])).unwrap())
+            .await
+            .unwrap();
+    }
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    let mut order = Vec::new();
+    for _ in 0..12 {
+        order.push(next(&mut raw).await.tag());
+    }
+    assert_eq!(&order[..4], [5, 4, 3, 2], "completion order");
+    let mut rest: Vec<u64> = order[4..].to_vec();
+    rest.sort_unstable();
+    assert_eq!(rest, (6..14).collect::<Vec<_>>());
+    assert_eq!(peak.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn cs_request_checks_with_cs_texts() {
+    // No handler.
+    let (_client, mut raw) = raw_peer_of(Config::default(), false);
+    raw.send(request(2, 0, 0, b"q")).await.unwrap();
+    assert_eq!(failure_text(&next(&mut raw).await), b"no request handler");
+
+    // A tag already in use, then an unknown channel, then ERQ.
+    let (_server, mut raw) = raw_peer_of(Config::default(), true);
+    raw.feed(request(9, 6, 0, b"50")).await.unwrap();
+    raw.feed(request(9, 0, 0, b"again")).await.unwrap();
+    raw.feed(Packet::request(5, 7, 0, 0, Bytes::from_static(b"q")).unwrap())
+        .await
+        .unwrap();
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    let dup = next(&mut raw).await;
+    assert_eq!(
+        (dup.tag(), failure_text(&dup)),
+        (9, &b"channel 0: tag already in use: 9"[..])
+    );
+    let chan = next(&mut raw).await;
+    assert_eq!((chan.channel(), chan.tag()), (5, 7));
+    assert_eq!(failure_text(&chan), b"unknown channel %d");
+    let first = next(&mut raw).await;
+    assert_eq!(
+        (first.tag(), first.ok(), &first.payload()[..]),
+        (9, Some(true), &b"50"[..])
+    );
+    // Answered, so the tag may come again.
+    raw.send(request(9, 0, 0, b"later")).await.unwrap();
+    assert_eq!(
+        next(&mut raw).await.payload(),
+        &Bytes::from_static(b"later")
+    );
+
+    raw.feed(Packet::ERQ).await.unwrap();
+    raw.feed(request(10, 0, 0, b"q")).await.unwrap();
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    assert_eq!(
+        failure_text(&next(&mut raw).await),
+        b"requests no longer allowed"
+    );
+}
+
+#[tokio::test]
+async fn channels_work_between_two_strata_peers_when_on() {
+    let on = Config {
+        channels: true,
+        ..Config::default()
+    };
+    let (client, _server) = pair(on.clone(), on.clone());
+    assert_eq!(
+        client.request_on(300, 0, 3, "x").await.unwrap(),
+        resp(true, 3, b"x")
+    );
+    assert_eq!(
+        client.request_on(5, 0, 1, "y").await.unwrap(),
+        resp(true, 1, b"y")
+    );
+
+    // Off (cs-compatible) on our side: refused locally, as cs raises ValueError.
+    let (cs_client, _server) = pair(Config::default(), Config::default());
+    assert!(matches!(
+        cs_client.request_on(5, 0, 0, "x").await,
+        Err(Error::UnknownChannel { channel: 5 })
+    ));
+    // Off on the server's side: refused as cs refuses.
+    let (client, _cs_server) = pair(on, Config::default());
+    assert_eq!(
+        client.request_on(5, 0, 0, "x").await.unwrap(),
+        resp(false, 0, b"unknown channel %d")
+    );
+}
+
+#[tokio::test]
+async fn a_clean_close_both_ways() {
+    let (client, server) = pair(Config::default(), Config::default());
+    assert_eq!(
+        client.request(0, 1, "hi").await.unwrap(),
+        resp(true, 1, b"hi")
+    );
+    client.close().await.unwrap();
+    server.closed().await.unwrap();
+    assert!(matches!(
+        client.request(0, 0, "late").await,
+        Err(Error::Closed(Ended::Local))
+    ));
+
+    // The server closes first.
+    let (client, server) = pair(Config::default(), Config::default());
+    server.close().await.unwrap();
+    client.closed().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_close_sequence_on_the_wire() {
+    // As a server: the peer's request, then its EOF; we answer, then ERQ, EOF, and shut.
+    let (server, mut raw) = raw_peer_of(Config::default(), true);
+    raw.feed(request(2, 6, 0, b"20")).await.unwrap();
+    raw.feed(Packet::EOF).await.unwrap();
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    let all = rest(&mut raw).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!((all[0].tag(), all[0].ok()), (2, Some(true)));
+    assert!(all[1].is_erq() && all[2].is_eof());
+    server.closed().await.unwrap();
+
+    // As a client: close() with a request in flight; the peer answers before its EOF.
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 0, "q").await }
+    });
+    let rq = next(&mut raw).await;
+    let closing = tokio::spawn({
+        let client = client.clone();
+        async move { client.close().await }
+    });
+    assert!(next(&mut raw).await.is_erq());
+    assert!(next(&mut raw).await.is_eof());
+    raw.feed(Packet::response(0, rq.tag(), true, 0, Bytes::from_static(b"a")).unwrap())
+        .await
+        .unwrap();
+    raw.feed(Packet::ERQ).await.unwrap();
+    raw.feed(Packet::EOF).await.unwrap();
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), resp(true, 0, b"a"));
+    closing.await.unwrap().unwrap();
+    assert!(rest(&mut raw).await.is_empty(), "the write side was shut");
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_gives_up_on_a_silent_peer() {
+    let config = Config {
+        close_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let (client, _raw) = raw_peer_of(config, false);
+    let started = tokio::time::Instant::now();
+    assert!(matches!(client.close().await, Err(Error::CloseTimeout(_))));
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn peer_eof_fails_pending_requests_at_once() {
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 0, "q").await }
+    });
+    next(&mut raw).await;
+    raw.send(Packet::EOF).await.unwrap();
+    assert!(matches!(
+        call.await.unwrap(),
+        Err(Error::Closed(Ended::PeerEof))
+    ));
+    // We still close properly: ERQ, EOF, then the write side shuts.
+    let all = rest(&mut raw).await;
+    assert!(
+        all.len() == 2 && all[0].is_erq() && all[1].is_eof(),
+        "{all:?}"
+    );
+    client.closed().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_stream_ending_fails_pending_requests_at_once() {
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 0, "q").await }
+    });
+    next(&mut raw).await;
+    drop(raw);
+    assert!(matches!(
+        call.await.unwrap(),
+        Err(Error::Closed(Ended::StreamEnd))
+    ));
+}
+
+/// The raw peer writes `bytes` and then (if `end`) shuts its side; a request is pending.
+async fn pending_request_meets(bytes: &[u8], end: bool, config: Config) -> (Error, Error) {
+    let (client, raw) = raw_peer_of(config, false);
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 0, "q").await }
+    });
+    let mut io = raw.into_inner();
+    let mut first = [0u8; 4];
+    io.read_exact(&mut first).await.unwrap();
+    io.write_all(bytes).await.unwrap();
+    if end {
+        io.shutdown().await.unwrap();
+    }
+    let pending = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .expect("the caller does not hang")
+        .unwrap()
+        .expect_err("the request fails");
+    let closed = client.closed().await.expect_err("the connection failed");
+    (pending, closed)
+}
+
+#[tokio::test]
+async fn a_truncated_frame_then_eof_fails_the_caller_without_panic() {
+    let (pending, closed) =
+        pending_request_meets(&[0x08, 0x02, 0x04, 0x61], true, Config::default()).await;
+    assert!(
+        matches!(closed, Error::Truncated { buffered: 4 }),
+        "{closed}"
+    );
+    let Error::Closed(Ended::Failed(why)) = pending else {
+        panic!("{pending}")
+    };
+    assert!(matches!(*why, Error::Truncated { .. }));
+}
+
+#[tokio::test]
+async fn a_length_prefix_over_max_packet_closes_the_connection() {
+    let config = Config {
+        max_packet: 1024,
+        ..Config::default()
+    };
+    // 2^40 bytes announced; nothing of it follows.
+    let (pending, closed) =
+        pending_request_meets(&[0xa0, 0x80, 0x80, 0x80, 0x80, 0x00], false, config).await;
+    assert!(matches!(closed, Error::PacketTooLarge { len, max: 1024 } if len == 1 << 40));
+    assert!(matches!(pending, Error::Closed(Ended::Failed(_))));
+}
+
+#[tokio::test]
+async fn varint_overflow_closes_the_connection() {
+    let (_, closed) = pending_request_meets(&[0xff; 11], false, Config::default()).await;
+    assert!(matches!(closed, Error::VarintOverflow));
+    // Inside a body too: tag 2, then a flagsword of eleven bytes.
+    let mut body = vec![0x0c, 0x02];
+    body.extend([0xff; 10]);
+    body.push(0x7f);
+    let (_, closed) = pending_request_meets(&body, false, Config::default()).await;
+    assert!(matches!(closed, Error::VarintOverflow), "{closed}");
+}
+
+#[tokio::test]
+async fn a_stray_response_is_an_orphan_and_the_link_goes_on() {
+    let (server, mut raw) = raw_peer_of(Config::default(), true);
+    raw.send(Packet::response(0, 99, true, 0, Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    raw.send(Packet::response(3, 99, true, 0, Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    raw.send(request(2, 0, 0, b"still here")).await.unwrap();
+    assert_eq!(
+        next(&mut raw).await.payload(),
+        &Bytes::from_static(b"still here")
+    );
+    assert_eq!(server.stats().orphans, 2);
+}
+
+#[tokio::test]
+async fn a_request_with_wire_rq_type_zero_is_eof() {
+    let (server, raw) = raw_peer_of(Config::default(), true);
+    let mut io = raw.into_inner();
+    // Tag 9, request, wire rq_type 0, payload "x"; then a valid request that must be ignored.
+    io.write_all(&[0x04, 0x09, 0x02, 0x00, 0x78, 0x03, 0x02, 0x02, 0x01])
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), io.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out,
+        [0x03, 0x01, 0x02, 0x00, 0x03, 0x00, 0x02, 0x00],
+        "ERQ, EOF and nothing else"
+    );
+    server.closed().await.unwrap();
+}
+
+#[tokio::test]
+async fn timeouts_and_cancellations_make_late_replies_orphans() {
+    let config = Config {
+        request_timeout: Some(Duration::from_millis(20)),
+        ..Config::default()
+    };
+    let (client, _server) = pair(config, Config::default());
+    assert!(matches!(
+        client.request(6, 0, "200").await,
+        Err(Error::Timeout(_))
+    ));
+    // Cancelled by dropping the future.
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(5), client.request(6, 0, "100")).await;
+    assert!(cancelled.is_err());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(client.stats().orphans, 2);
+    assert_eq!(
+        client.request(0, 0, "fine").await.unwrap(),
+        resp(true, 0, b"fine")
+    );
+}
+
+#[tokio::test]
+async fn requests_beyond_limits_are_refused_locally() {
+    let config = Config {
+        max_packet: 64,
+        ..Config::default()
+    };
+    let (client, _server) = pair(config, Config::default());
+    assert!(matches!(
+        client.request(0, 0, vec![0u8; 64]).await,
+        Err(Error::PacketTooLarge { max: 64, .. })
+    ));
+    assert!(matches!(
+        client.request(u64::MAX, 0, "").await,
+        Err(Error::RqTypeTooLarge { .. })
+    ));
+    assert!(matches!(
+        client.request(0, u64::MAX, "").await,
+        Err(Error::FlagsTooLarge { .. })
+    ));
+    assert_eq!(client.stats().packets_out, 0);
+}
+
+/// A stream that counts the writes made to it.
+struct CountingWrites {
+    inner: DuplexStream,
+    writes: Arc<AtomicUsize>,
+}
+
+impl AsyncRead for CountingWrites {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountingWrites {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn packets_made_in_one_wake_go_out_in_one_write() {
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let writes = Arc::new(AtomicUsize::new(0));
+    let client = PacketConnection::new(
+        CountingWrites {
+            inner: a,
+            writes: Arc::clone(&writes),
+        },
+        Config::default(),
+    );
+    let _server = PacketConnection::with_handler(b, Config::default(), table);
+    let calls = (0..10u64).map(|i| client.request(0, i, "x"));
+    let replies = futures_util::future::join_all(calls).await;
+    assert!(replies.iter().all(|r| r.as_ref().is_ok_and(|r| r.ok)));
+    assert_eq!(client.stats().packets_out, 10);
+    assert_eq!(writes.load(Ordering::SeqCst), 1, "ten requests, one write");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grace_holds_writes_for_more_packets() {
+    let config = Config {
+        grace: Duration::from_millis(10),
+        ..Config::default()
+    };
+    let (client, _server) = pair(config, Config::default());
+    let started = tokio::time::Instant::now();
+    client.request(0, 0, "x").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(10));
+}
