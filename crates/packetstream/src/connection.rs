@@ -156,10 +156,17 @@ impl PacketConnection {
         if self.is_closing() {
             return Err(self.refusal());
         }
-        let requests = self
-            .shared
-            .requests(channel, true)
-            .ok_or(Error::UnknownChannel { channel })?;
+        let other;
+        let requests = match channel {
+            0 => self.shared.channel0(),
+            _ => {
+                other = self
+                    .shared
+                    .requests(channel, true)
+                    .ok_or(Error::UnknownChannel { channel })?;
+                &other
+            }
+        };
         let (tag, pending) = requests.allocate().await.map_err(unanswered)?;
         packet.set_tag(tag.0);
         if self.commands.send(Command::Request(packet)).is_err() {

@@ -28,7 +28,7 @@ use tracing::{debug, trace, warn};
 
 use crate::reply::Reply;
 use crate::session::{Incoming, Request, Session};
-use crate::shared::{Counters, Shared};
+use crate::shared::{Shared, Stats};
 use crate::{Ended, Error, Packet, PacketCodec, Response};
 
 /// What a handler's future resolves to: its reply, or the text of its error.
@@ -48,8 +48,12 @@ pub(crate) enum Command {
 
 /// How many rounds one wake may run before yielding to other tasks.
 const ROUNDS_PER_WAKE: usize = 32;
-/// The least free space kept in the read buffer before a read.
+/// How much the read buffer grows by when it runs low.
 const READ_CHUNK: usize = 16 * 1024;
+/// The free space below which the read buffer grows. Kept well below `READ_CHUNK`: the
+/// payloads handed out share the buffer, so growing it means a new allocation, and doing so
+/// before every read would cost one per read.
+const READ_LOW: usize = 1024;
 
 /// A handler at work on one request.
 struct Running {
@@ -103,6 +107,8 @@ pub(crate) struct Driver<T> {
     close_deadline: Option<Pin<Box<Sleep>>>,
     /// The first failure; `None` while all is well.
     failure: Option<Error>,
+    /// Counts since the last wake, published to the shared counters once per wake.
+    tally: Stats,
 }
 
 impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
@@ -131,6 +137,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
             grace: None,
             close_deadline: None,
             failure: None,
+            tally: Stats::default(),
             shared,
         }
     }
@@ -155,10 +162,16 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let poll = self.poll_rounds(cx);
+        self.shared.counters.publish(&mut self.tally);
+        poll
+    }
+
+    fn poll_rounds(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         for _ in 0..ROUNDS_PER_WAKE {
             let mut progress = self.poll_commands(cx);
             progress |= self.poll_handlers(cx);
-            progress |= self.start_handlers();
+            progress |= self.start_handlers(cx);
             match self.poll_read(cx) {
                 Ok(read) => progress |= read,
                 Err(e) => return Poll::Ready(Err(self.fail(e))),
@@ -214,7 +227,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
                 Poll::Ready(Some(Command::Request(packet))) => {
                     progress = true;
                     if self.phase == Phase::Open {
-                        Counters::add(&self.shared.counters.requests_sent, 1);
+                        self.tally.requests_sent += 1;
                         self.send(&packet);
                     } else {
                         // Raced with close: ERQ is out, so this request must not follow it.
@@ -243,50 +256,58 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
         let mut progress = false;
         while let Poll::Ready(Some((channel, tag, outcome))) = self.running.poll_next_unpin(cx) {
             progress = true;
-            self.session.answered(channel, tag);
-            Counters::add(&self.shared.counters.requests_served, 1);
-            let failure =
-                || Packet::failure(channel, tag, self.shared.config.handler_failure.clone());
-            let packet = match outcome {
-                Ok(Ok(reply)) => {
-                    Packet::response(channel, tag, reply.ok, reply.flags, reply.payload)
-                        .unwrap_or_else(|e| {
-                            warn!(channel, tag, error = %e, "handler reply cannot be sent");
-                            failure()
-                        })
-                }
-                Ok(Err(text)) => {
-                    debug!(channel, tag, error = %text, "handler failed");
-                    failure()
-                }
-                Err(_) => {
-                    warn!(channel, tag, "handler panicked");
-                    failure()
-                }
-            };
-            self.send(&packet);
+            self.answer_request(channel, tag, outcome);
         }
         progress
     }
 
-    fn start_handlers(&mut self) -> bool {
+    /// Starts queued requests while a handler is free and the write buffer has room. A
+    /// handler that finishes on its first poll (most do) is answered at once, without a
+    /// place in the running set.
+    fn start_handlers(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
-        let config = &self.shared.config;
-        while self.running.len() < config.max_handlers.max(1)
-            && self.write_buf.len() < config.write_high_water
+        while self.running.len() < self.shared.config.max_handlers.max(1)
+            && self.write_buf.len() < self.shared.config.write_high_water
         {
             let (Some(handler), Some(rq)) = (&self.handler, self.queue.pop_front()) else {
                 break;
             };
-            let future = handler(rq.rq_type, rq.flags, rq.payload);
-            self.running.push(Running {
-                channel: rq.channel,
-                tag: rq.tag,
-                future: AssertUnwindSafe(future).catch_unwind(),
-            });
             progress = true;
+            let mut future =
+                AssertUnwindSafe(handler(rq.rq_type, rq.flags, rq.payload)).catch_unwind();
+            match future.poll_unpin(cx) {
+                Poll::Ready(outcome) => self.answer_request(rq.channel, rq.tag, outcome),
+                Poll::Pending => self.running.push(Running {
+                    channel: rq.channel,
+                    tag: rq.tag,
+                    future,
+                }),
+            }
         }
         progress
+    }
+
+    /// Sends the reply to the peer's request `(channel, tag)`, from its handler's outcome.
+    fn answer_request(&mut self, channel: u64, tag: u64, outcome: Outcome) {
+        self.session.answered(channel, tag);
+        self.tally.requests_served += 1;
+        let failure = || Packet::failure(channel, tag, self.shared.config.handler_failure.clone());
+        let packet = match outcome {
+            Ok(Ok(reply)) => Packet::response(channel, tag, reply.ok, reply.flags, reply.payload)
+                .unwrap_or_else(|e| {
+                    warn!(channel, tag, error = %e, "handler reply cannot be sent");
+                    failure()
+                }),
+            Ok(Err(text)) => {
+                debug!(channel, tag, error = %text, "handler failed");
+                failure()
+            }
+            Err(_) => {
+                warn!(channel, tag, "handler panicked");
+                failure()
+            }
+        };
+        self.send(&packet);
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
@@ -311,7 +332,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
             if !self.reading || self.queue.len() >= self.shared.config.max_queued_requests {
                 break;
             }
-            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK {
+            if self.read_buf.capacity() - self.read_buf.len() < READ_LOW {
                 self.read_buf.reserve(READ_CHUNK);
             }
             match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, &mut self.read_buf) {
@@ -332,7 +353,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
                 }
                 Poll::Ready(Ok(n)) => {
                     progress = true;
-                    Counters::add(&self.shared.counters.bytes_in, n as u64);
+                    self.tally.bytes_in += n as u64;
                 }
                 Poll::Ready(Err(e)) => return Err(e.into()),
                 Poll::Pending => break,
@@ -342,7 +363,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
     }
 
     fn receive(&mut self, packet: Packet) {
-        Counters::add(&self.shared.counters.packets_in, 1);
+        self.tally.packets_in += 1;
         trace!(%packet, "in");
         match self.session.receive(packet) {
             Incoming::Eof { malformed } => {
@@ -354,7 +375,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
             Incoming::Erq => debug!("the peer will send no more requests"),
             Incoming::Serve(rq) => self.queue.push_back(rq),
             Incoming::Reject(packet) => {
-                Counters::add(&self.shared.counters.requests_refused, 1);
+                self.tally.requests_refused += 1;
                 debug!(%packet, reason = ?packet.payload(), "request refused");
                 self.send(&packet);
             }
@@ -366,12 +387,11 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
                     flags: packet.flags(),
                     payload: packet.into_payload(),
                 };
-                let delivered = match self.shared.requests(channel, false) {
-                    Some(requests) => requests.correlate(Tag(tag), Ok(response)).is_ok(),
-                    None => false,
-                };
+                let delivered = self.shared.with_requests(channel, false, |requests| {
+                    requests.is_some_and(|r| r.correlate(Tag(tag), Ok(response)).is_ok())
+                });
                 if !delivered {
-                    Counters::add(&self.shared.counters.orphans, 1);
+                    self.tally.orphans += 1;
                     debug!(channel, tag, "response to no waiting request: orphan");
                 }
             }
@@ -414,9 +434,12 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
 
     /// Hands `answer` to the request `packet` this side meant to send.
     fn answer(&self, packet: &Packet, answer: Result<Response, Error>) {
-        if let Some(requests) = self.shared.requests(packet.channel(), false) {
-            let _ = requests.correlate(Tag(packet.tag()), answer);
-        }
+        self.shared
+            .with_requests(packet.channel(), false, |requests| {
+                if let Some(requests) = requests {
+                    let _ = requests.correlate(Tag(packet.tag()), answer);
+                }
+            });
     }
 
     fn send(&mut self, packet: &Packet) {
@@ -427,7 +450,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
         match self.codec.encode(packet, &mut self.write_buf) {
             Ok(()) => {
                 trace!(%packet, "out");
-                Counters::add(&self.shared.counters.packets_out, 1);
+                self.tally.packets_out += 1;
             }
             Err(e) => {
                 // Only a packet over max_packet fails to encode.
@@ -472,7 +495,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
                         progress = true;
                         self.unflushed = true;
                         self.write_buf.advance(n);
-                        Counters::add(&self.shared.counters.bytes_out, n as u64);
+                        self.tally.bytes_out += n as u64;
                     }
                     Poll::Pending => return Ok(progress),
                 }

@@ -52,8 +52,22 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    /// Adds `tally` to the counters and zeroes it.
+    pub fn publish(&self, tally: &mut Stats) {
+        let add = |counter: &AtomicU64, n: u64| {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        };
+        add(&self.packets_in, tally.packets_in);
+        add(&self.packets_out, tally.packets_out);
+        add(&self.bytes_in, tally.bytes_in);
+        add(&self.bytes_out, tally.bytes_out);
+        add(&self.requests_sent, tally.requests_sent);
+        add(&self.requests_served, tally.requests_served);
+        add(&self.requests_refused, tally.requests_refused);
+        add(&self.orphans, tally.orphans);
+        *tally = Stats::default();
     }
 
     pub fn snapshot(&self) -> Stats {
@@ -101,8 +115,26 @@ impl Shared {
         }
     }
 
-    /// The correlator of `channel`, made on first use. `None` for a channel this side has
-    /// never sent on.
+    /// Runs `f` with the correlator of `channel`, made on first use when `create`; `f` gets
+    /// `None` for a channel this side has never sent on.
+    pub fn with_requests<T>(
+        &self,
+        channel: u64,
+        create: bool,
+        f: impl FnOnce(Option<&Requests>) -> T,
+    ) -> T {
+        if channel == 0 {
+            return f(Some(&self.channel0));
+        }
+        f(self.requests(channel, create).as_ref())
+    }
+
+    /// The correlator of channel 0, which always exists.
+    pub fn channel0(&self) -> &Requests {
+        &self.channel0
+    }
+
+    /// The correlator of `channel` (a clone of the handle), made on first use when `create`.
     pub fn requests(&self, channel: u64, create: bool) -> Option<Requests> {
         if channel == 0 {
             return Some(self.channel0.clone());
