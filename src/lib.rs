@@ -6,6 +6,7 @@
 //! | module | crate | what it owns |
 //! | --- | --- | --- |
 //! | [`flows`] | `kernel-flows` | flow channels, series, valves, request correlation |
+//! | [`packetstream`] | `packetstream` | a request/response packet connection, wire-compatible with cs.packetstream 20240630 |
 //!
 //! ```
 //! # #[cfg(feature = "flows")] {
@@ -21,3 +22,7 @@
 /// Flow channels: the `kernel-flows` crate.
 #[cfg(feature = "flows")]
 pub use kernel_flows as flows;
+
+/// The packet connection: the `packetstream` crate.
+#[cfg(feature = "packetstream")]
+pub use packetstream;

@@ -14,4 +14,26 @@ pub enum CliError {
         /// How many steps ran.
         total: usize,
     },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// What was asked for.
+        addr: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A connection could not be made.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// What was asked for.
+        addr: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Accepting or setting up a connection failed.
+    #[error("cannot accept or set up a connection: {0}")]
+    Accept(std::io::Error),
+    /// The packet connection failed.
+    #[error("the packet connection failed: {0}")]
+    Packet(packetstream::Error),
 }

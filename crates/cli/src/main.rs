@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod error;
+mod packet;
 
 use error::CliError;
 
@@ -21,7 +22,7 @@ use error::CliError;
     after_help = "Exit codes: 0 success; 1 a command failed (one sentence on stderr says why); \
                   2 bad usage.\nSet STRATA_LOG (e.g. STRATA_LOG=debug) for trace events on stderr."
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +31,8 @@ struct Cli {
 enum Command {
     /// Run every layer end to end on loopback and in memory, then print a summary table.
     Demo(demo::Args),
+    /// Serve or call a cs.packetstream-compatible packet connection.
+    Packet(packet::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
+            Command::Packet(args) => packet::run(args).await,
         }
     })
 }

@@ -54,7 +54,7 @@ fn demo_runs_every_step_and_ends_with_a_table_of_them() {
             .split_whitespace()
             .eq(["step", "layer", "result", "time", "rate"])
     );
-    for step in ["flow pipeline", "correlated exchange"] {
+    for step in ["flow pipeline", "correlated exchange", "packet requests"] {
         let row = table
             .iter()
             .find(|line| line.starts_with(step))
@@ -62,7 +62,7 @@ fn demo_runs_every_step_and_ends_with_a_table_of_them() {
         assert!(row.contains(" ok "), "{row}");
         assert!(row.ends_with("/s"), "a rate ends the row: {row}");
     }
-    assert_eq!(table.last(), Some(&"2 of 2 steps ok"));
+    assert_eq!(table.last(), Some(&"3 of 3 steps ok"));
     assert!(stdout.contains("0 orphans"), "{stdout}");
     assert!(stdout.contains("series produce completed"), "{stdout}");
 }

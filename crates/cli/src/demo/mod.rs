@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::error::CliError;
 
 mod flows;
+mod packet;
 
 /// Options of `strata demo`.
 #[derive(Debug, clap::Args)]
@@ -50,6 +51,11 @@ const STEPS: &[Step] = &[
         name: "correlated exchange",
         layer: "kernel-flows",
         run: |scale| Box::pin(flows::exchange(scale)),
+    },
+    Step {
+        name: "packet requests",
+        layer: "packetstream",
+        run: |scale| Box::pin(packet::pipelined(scale)),
     },
 ];
 

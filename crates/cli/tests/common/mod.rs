@@ -1,0 +1,125 @@
+//! What the CLI's integration tests share: a running `strata packet serve`, and the real
+//! Python peers that `scripts/peers` installs.
+
+#![allow(dead_code)] // Each test file uses its own part of this.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+/// A running `strata packet serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["packet", "serve"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("strata packet serve starts");
+        let addr = first_line(&mut child, "listening ");
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the child's first stdout line, which must start with `prefix`, and returns the rest.
+fn first_line(child: &mut Child, prefix: &str) -> String {
+    let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("the child prints its first line");
+    first
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("first line starts with {prefix:?}, got {first:?}"))
+        .trim()
+        .to_string()
+}
+
+/// The workspace's root directory.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The Python that has the pinned peers: `$STRATA_PYTHON`, or the `.venv` that
+/// `scripts/peers` makes. Panics, saying how to set it up, when there is none: the interop
+/// tests are `#[ignore]`d, so only `scripts/test` (or someone who asked) runs them.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("STRATA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python with the interop peers at {}: run scripts/peers first",
+        python.display()
+    );
+    python
+}
+
+/// `tests/peers/cs_packetstream_peer.py ARGS...` under the peers' Python. Its stderr (cs's
+/// progress lines and logs, which nobody reads while it runs and which would fill a pipe)
+/// goes to a log file under the target directory.
+pub fn cs_peer(args: &[&str]) -> Command {
+    let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let log = logs.join(format!("cs-peer-{}-{}.log", args[0], std::process::id()));
+    let stderr = std::fs::File::create(&log).expect("a log file for the peer");
+    let mut command = Command::new(python());
+    command
+        .arg(workspace().join("tests/peers/cs_packetstream_peer.py"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    command
+}
+
+/// A real cs.packetstream server (`cs_packetstream_peer.py server 0 --once`), killed when
+/// dropped.
+pub struct CsServer {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl CsServer {
+    pub fn start() -> CsServer {
+        let mut child = cs_peer(&["server", "0", "--once"])
+            .spawn()
+            .expect("the cs.packetstream peer starts");
+        let port = first_line(&mut child, "LISTENING ")
+            .parse()
+            .expect("LISTENING gives a port");
+        CsServer { child, port }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for the peer to exit by itself (it does after its one connection), up to 30 s.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the cs.packetstream server did not exit within 30 s");
+    }
+}
+
+impl Drop for CsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
