@@ -1,0 +1,193 @@
+//! packetstream against a raw length-delimited echo over the same kind of socket, in one run.
+//!
+//! For loopback TCP and a Unix socket pair:
+//! - `pipelined_64B`: 64-byte echo requests with 64 in flight (target: at least 0.7x raw);
+//! - `sequential_64B`: one 64-byte request at a time, i.e. round-trip latency (at most 1.3x);
+//! - `throughput_64KiB`: 64 KiB echo requests with 4 in flight (at least 0.8x raw).
+//!
+//! The raw echo is tokio-util's `LengthDelimitedCodec` with no correlation at all: the server
+//! decodes every frame a read brought and writes all the echoes in one `write_all`; the client
+//! keeps the same number in flight and flushes once per batch of replies.
+//!
+//! `cargo bench --bench packetstream -- --warm-up-time 1 --measurement-time 5`
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use strata::packetstream::{Config, PacketConnection};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::runtime::Runtime;
+use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec};
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// A connected pair of the given kind: (client end, server end).
+async fn socket_pair(kind: &str) -> (Box<dyn Io>, Box<dyn Io>) {
+    match kind {
+        "tcp" => {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            client.set_nodelay(true).unwrap();
+            server.set_nodelay(true).unwrap();
+            (Box::new(client), Box::new(server))
+        }
+        _ => {
+            let (client, server) = UnixStream::pair().unwrap();
+            (Box::new(client), Box::new(server))
+        }
+    }
+}
+
+/// The raw echo server: every frame a read brought is echoed in one write.
+async fn raw_echo(mut io: Box<dyn Io>) {
+    let mut codec = LengthDelimitedCodec::new();
+    let (mut inbox, mut outbox) = (BytesMut::with_capacity(64 * 1024), BytesMut::new());
+    while io.read_buf(&mut inbox).await.is_ok_and(|n| n > 0) {
+        while let Ok(Some(frame)) = codec.decode(&mut inbox) {
+            codec.encode(frame.freeze(), &mut outbox).unwrap();
+        }
+        if io.write_all(&outbox).await.is_err() {
+            return;
+        }
+        outbox.clear();
+    }
+}
+
+struct RawClient {
+    replies: FramedRead<ReadHalf<Box<dyn Io>>, LengthDelimitedCodec>,
+    requests: FramedWrite<WriteHalf<Box<dyn Io>>, LengthDelimitedCodec>,
+}
+
+impl RawClient {
+    /// `n` echo requests of `payload`, `window` in flight; flushes once per batch of replies.
+    async fn run(&mut self, n: u64, window: u64, payload: &Bytes) {
+        let first = n.min(window);
+        for _ in 0..first {
+            self.requests.feed(payload.clone()).await.unwrap();
+        }
+        SinkExt::<Bytes>::flush(&mut self.requests).await.unwrap();
+        let (mut sent, mut got) = (first, 0);
+        while got < n {
+            let mut batch = 0;
+            let reply = self.replies.next().await.unwrap().unwrap();
+            assert_eq!(reply.len(), payload.len());
+            batch += 1;
+            while let Some(Some(reply)) = self.replies.next().now_or_never() {
+                assert_eq!(reply.unwrap().len(), payload.len());
+                batch += 1;
+            }
+            got += batch;
+            for _ in 0..batch.min(n - sent) {
+                self.requests.feed(payload.clone()).await.unwrap();
+                sent += 1;
+            }
+            SinkExt::<Bytes>::flush(&mut self.requests).await.unwrap();
+        }
+    }
+}
+
+/// `n` echo requests of `payload` through packetstream, `window` in flight.
+async fn packet_run(client: &Arc<PacketConnection>, n: u64, window: u64, payload: &Bytes) {
+    let call = |i: u64| {
+        let client = Arc::clone(client);
+        let payload = payload.clone();
+        async move {
+            let r = client.request(0, i, payload).await.unwrap();
+            assert!(r.ok && r.flags == i);
+        }
+    };
+    let mut in_flight: FuturesUnordered<_> = (0..n.min(window)).map(call).collect();
+    let mut sent = n.min(window);
+    while in_flight.next().await.is_some() {
+        if sent < n {
+            in_flight.push(call(sent));
+            sent += 1;
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let workloads: [(&str, usize, u64); 3] = [
+        ("pipelined_64B", 64, 64),
+        ("sequential_64B", 64, 1),
+        ("throughput_64KiB", 64 * 1024, 4),
+    ];
+    for kind in ["tcp", "unix"] {
+        // One connection of each sort per socket kind, reused by every workload.
+        let mut raw = Some(rt.block_on(async {
+            let (client, server) = socket_pair(kind).await;
+            tokio::spawn(raw_echo(server));
+            let (read, write) = tokio::io::split(client);
+            RawClient {
+                replies: FramedRead::new(read, LengthDelimitedCodec::new()),
+                requests: FramedWrite::new(write, LengthDelimitedCodec::new()),
+            }
+        }));
+        let packet = rt.block_on(async {
+            let (client, server) = socket_pair(kind).await;
+            let config = Config::default();
+            let server = PacketConnection::with_handler(
+                server,
+                config.clone(),
+                |_, flags, payload: Bytes| async move { Ok::<_, Infallible>((flags, payload)) },
+            );
+            (Arc::new(PacketConnection::new(client, config)), server)
+        });
+        for (name, size, window) in workloads {
+            let payload = Bytes::from(vec![0x5a; size]);
+            let mut group = c.benchmark_group(format!("packetstream/{kind}/{name}"));
+            group.throughput(Throughput::Elements(1));
+            // Both clients run in a spawned task, as a user's code would, not on the bench
+            // thread: the socket and the task then share the runtime's worker threads.
+            group.bench_function(BenchmarkId::from_parameter("raw_echo"), |b| {
+                b.iter_custom(|iters| {
+                    let mut client = raw.take().expect("the raw client is back");
+                    let payload = payload.clone();
+                    let (client, elapsed) = rt
+                        .block_on(rt.spawn(async move {
+                            let started = Instant::now();
+                            client.run(iters, window, &payload).await;
+                            (client, started.elapsed())
+                        }))
+                        .unwrap();
+                    raw = Some(client);
+                    elapsed
+                })
+            });
+            group.bench_function(BenchmarkId::from_parameter("packetstream"), |b| {
+                b.iter_custom(|iters| {
+                    let (client, payload) = (Arc::clone(&packet.0), payload.clone());
+                    rt.block_on(rt.spawn(async move {
+                        let started = Instant::now();
+                        packet_run(&client, iters, window, &payload).await;
+                        started.elapsed()
+                    }))
+                    .unwrap()
+                })
+            });
+            group.finish();
+        }
+        rt.block_on(async {
+            packet.0.close().await.unwrap();
+            packet.1.closed().await.unwrap();
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
+    targets = bench
+}
+criterion_main!(benches);
