@@ -22,8 +22,9 @@ pub struct Config {
     /// How many of the peer's requests may wait for a free handler (default 1024). Beyond
     /// it, reading pauses until a handler finishes: backpressure on the peer.
     pub max_queued_requests: usize,
-    /// While more than this many bytes wait to be written, no new handler starts
-    /// (default 1 MiB).
+    /// While more than this many bytes wait to be written, no new handler starts, and a
+    /// refusal pauses reading until they drain: a peer that sends requests without reading
+    /// their answers is slowed down, never buffered for without bound (default 1 MiB).
     pub write_high_water: usize,
     /// Channels other than 0 (default off). Off is cs-compatible: requests on them are
     /// refused locally, and the peer's are answered with cs's failure `unknown channel %d`.

@@ -109,6 +109,9 @@ pub(crate) struct Driver<T> {
     failure: Option<Error>,
     /// Counts since the last wake, published to the shared counters once per wake.
     tally: Stats,
+    /// Reading paused: a refusal was queued while more than `write_high_water` bytes waited
+    /// to be written, so the peer sends requests faster than it reads their answers.
+    refusals_backed_up: bool,
 }
 
 impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
@@ -138,6 +141,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
             close_deadline: None,
             failure: None,
             tally: Stats::default(),
+            refusals_backed_up: false,
             shared,
         }
     }
@@ -310,11 +314,21 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
         self.send(&packet);
     }
 
+    /// Whether reading must wait: the handler queue is full, or refusals are piling up
+    /// unread by the peer. Either way the peer's writes are what stall.
+    fn read_paused(&mut self) -> bool {
+        let config = &self.shared.config;
+        if self.refusals_backed_up && self.write_buf.len() < config.write_high_water {
+            self.refusals_backed_up = false;
+        }
+        self.refusals_backed_up || self.queue.len() >= config.max_queued_requests
+    }
+
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         let mut progress = false;
         while self.reading {
-            // Dispatch what is buffered first; stop while the handler queue is full.
-            while self.reading && self.queue.len() < self.shared.config.max_queued_requests {
+            // Dispatch what is buffered first; stop while reading must wait.
+            while self.reading && !self.read_paused() {
                 match self.codec.decode(&mut self.read_buf) {
                     Ok(Some(packet)) => {
                         progress = true;
@@ -329,7 +343,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
                     }
                 }
             }
-            if !self.reading || self.queue.len() >= self.shared.config.max_queued_requests {
+            if !self.reading || self.read_paused() {
                 break;
             }
             if self.read_buf.capacity() - self.read_buf.len() < READ_LOW {
@@ -378,6 +392,10 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
                 self.tally.requests_refused += 1;
                 debug!(%packet, reason = ?packet.payload(), "request refused");
                 self.send(&packet);
+                if self.write_buf.len() >= self.shared.config.write_high_water {
+                    debug!("refusals are not being read: reading pauses");
+                    self.refusals_backed_up = true;
+                }
             }
             Incoming::Response(packet) => {
                 let channel = packet.channel();

@@ -20,6 +20,13 @@ pub const MAX_RESPONSE_FLAGS: u64 = u64::MAX >> 3;
 /// The largest handler rq_type: the wire carries `rq_type + 1`.
 pub const MAX_RQ_TYPE: u64 = u64::MAX - 1;
 
+fn check_flags(flags: u64, max: u64) -> Result<(), Error> {
+    if flags > max {
+        return Err(Error::FlagsTooLarge { flags, max });
+    }
+    Ok(())
+}
+
 /// Request or response, with what each carries beyond the common fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -85,12 +92,7 @@ impl Packet {
         if rq_type > MAX_RQ_TYPE {
             return Err(Error::RqTypeTooLarge { rq_type });
         }
-        if flags > MAX_REQUEST_FLAGS {
-            return Err(Error::FlagsTooLarge {
-                flags,
-                max: MAX_REQUEST_FLAGS,
-            });
-        }
+        check_flags(flags, MAX_REQUEST_FLAGS)?;
         Ok(Packet {
             channel,
             tag,
@@ -112,12 +114,7 @@ impl Packet {
         flags: u64,
         payload: Bytes,
     ) -> Result<Packet, Error> {
-        if flags > MAX_RESPONSE_FLAGS {
-            return Err(Error::FlagsTooLarge {
-                flags,
-                max: MAX_RESPONSE_FLAGS,
-            });
-        }
+        check_flags(flags, MAX_RESPONSE_FLAGS)?;
         Ok(Packet {
             channel,
             tag,

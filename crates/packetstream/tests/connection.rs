@@ -439,6 +439,38 @@ async fn varint_overflow_closes_the_connection() {
     assert!(matches!(closed, Error::VarintOverflow), "{closed}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_floods_refused_requests_without_reading_is_throttled() {
+    const FLOOD: u64 = 100_000;
+    let config = Config {
+        write_high_water: 4096,
+        ..Config::default()
+    };
+    // No handler: every request is refused with a 24-byte failure nobody reads.
+    let (ours, theirs) = tokio::io::duplex(16 * 1024);
+    let conn = PacketConnection::new(ours, config);
+    let (_reader, mut writer) = tokio::io::split(theirs);
+    let flood = tokio::spawn(async move {
+        for tag in 2..FLOOD + 2 {
+            let mut frame = bytes::BytesMut::new();
+            Packet::request(0, tag, 0, 0, Bytes::new())
+                .unwrap()
+                .encode(&mut frame);
+            writer.write_all(&frame).await.unwrap();
+        }
+    });
+    // Were refusals buffered without bound, the flood would finish at once.
+    let finished = tokio::time::timeout(Duration::from_secs(5), flood).await;
+    assert!(finished.is_err(), "the flooding peer was never slowed down");
+    let stats = conn.stats();
+    assert!(stats.requests_refused > 0);
+    assert!(
+        stats.packets_in < FLOOD / 10,
+        "reading paused early: {} of {FLOOD} read",
+        stats.packets_in
+    );
+}
+
 #[tokio::test]
 async fn a_stray_response_is_an_orphan_and_the_link_goes_on() {
     let (server, mut raw) = raw_peer_of(Config::default(), true);
