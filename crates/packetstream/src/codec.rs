@@ -45,18 +45,26 @@ impl Default for PacketCodec {
     }
 }
 
-impl Decoder for PacketCodec {
-    type Item = Packet;
-    type Error = Error;
+/// What [`PacketCodec::decode_frame`] found at the front of the buffer.
+#[derive(Debug)]
+pub(crate) enum Frame {
+    /// A whole packet.
+    Packet(Packet),
+    /// Not a whole frame yet: at least this many more bytes are needed.
+    Need(usize),
+}
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, Error> {
+impl PacketCodec {
+    /// Decodes the frame at the front of `src`, if it is all there, without growing `src`:
+    /// the driver decides how its read buffer grows.
+    pub(crate) fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Frame, Error> {
         // Leading `80` bytes of the length prefix add nothing to its value (cs accepts such
         // non-minimal encodings): drop them as they come, so that no run of them can make
         // the buffer grow.
         let zeros = src.iter().take_while(|&&b| b == 0x80).count();
         src.advance(zeros);
         let Some((len, used)) = bsuint::get(src)? else {
-            return Ok(None);
+            return Ok(Frame::Need(1));
         };
         if len > self.max_packet as u64 {
             return Err(Error::PacketTooLarge {
@@ -67,11 +75,26 @@ impl Decoder for PacketCodec {
         // Checked against max_packet just above, so it fits in usize.
         let len = len as usize;
         if src.len() < used + len {
-            src.reserve(used + len - src.len());
-            return Ok(None);
+            return Ok(Frame::Need(used + len - src.len()));
         }
         src.advance(used);
-        Packet::decode_body(src.split_to(len).freeze()).map(Some)
+        Packet::decode_body(src.split_to(len).freeze()).map(Frame::Packet)
+    }
+}
+
+impl Decoder for PacketCodec {
+    type Item = Packet;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, Error> {
+        match self.decode_frame(src)? {
+            Frame::Packet(packet) => Ok(Some(packet)),
+            Frame::Need(more) => {
+                // The length was checked against max_packet before this reserve.
+                src.reserve(more);
+                Ok(None)
+            }
+        }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, Error> {

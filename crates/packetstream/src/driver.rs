@@ -26,6 +26,7 @@ use tokio::time::Sleep;
 use tokio_util::codec::{Decoder, Encoder};
 use tracing::{debug, trace, warn};
 
+use crate::codec::Frame;
 use crate::reply::Reply;
 use crate::session::{Incoming, Request, Session};
 use crate::shared::{Shared, Stats};
@@ -112,6 +113,10 @@ pub(crate) struct Driver<T> {
     /// Reading paused: a refusal was queued while more than `write_high_water` bytes waited
     /// to be written, so the peer sends requests faster than it reads their answers.
     refusals_backed_up: bool,
+    /// Packets were decoded in this wake, so their payloads may still share the read buffer.
+    handed_out: bool,
+    /// Reading waits for the next wake, for the holders of those payloads to run.
+    read_yielded: bool,
 }
 
 impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
@@ -142,6 +147,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
             failure: None,
             tally: Stats::default(),
             refusals_backed_up: false,
+            handed_out: false,
+            read_yielded: false,
             shared,
         }
     }
@@ -166,6 +173,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        (self.handed_out, self.read_yielded) = (false, false);
         let poll = self.poll_rounds(cx);
         self.shared.counters.publish(&mut self.tally);
         poll
@@ -326,15 +334,20 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         let mut progress = false;
-        while self.reading {
+        while self.reading && !self.read_yielded {
             // Dispatch what is buffered first; stop while reading must wait.
+            let mut need = 1;
             while self.reading && !self.read_paused() {
-                match self.codec.decode(&mut self.read_buf) {
-                    Ok(Some(packet)) => {
+                match self.codec.decode_frame(&mut self.read_buf) {
+                    Ok(Frame::Packet(packet)) => {
                         progress = true;
+                        self.handed_out = true;
                         self.receive(packet);
                     }
-                    Ok(None) => break,
+                    Ok(Frame::Need(more)) => {
+                        need = more;
+                        break;
+                    }
                     Err(e) => {
                         warn!(error = %e, "bad input from the peer: closing");
                         self.stop_reading(Ended::Failed(Arc::new(e.clone())));
@@ -346,8 +359,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
             if !self.reading || self.read_paused() {
                 break;
             }
-            if self.read_buf.capacity() - self.read_buf.len() < READ_LOW {
-                self.read_buf.reserve(READ_CHUNK);
+            if !self.make_room(need, cx) {
+                break;
             }
             match tokio_util::io::poll_read_buf(self.io.as_mut(), cx, &mut self.read_buf) {
                 Poll::Ready(Ok(0)) => {
@@ -374,6 +387,31 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
             }
         }
         Ok(progress)
+    }
+
+    /// Makes room in the read buffer for the `need` more bytes the current frame lacks, and
+    /// a useful read besides; `false` when reading should wait for the next wake instead.
+    ///
+    /// The payloads handed out share the buffer, so it can be reused only once their holders
+    /// have dropped them. When a large frame needs room and packets went out in this wake
+    /// (their holders have not run yet), the driver yields once rather than allocate: fresh
+    /// large buffers cost page faults that reuse does not.
+    fn make_room(&mut self, need: usize, cx: &mut Context<'_>) -> bool {
+        let spare = self.read_buf.capacity() - self.read_buf.len();
+        if spare >= need.max(READ_LOW) {
+            return true;
+        }
+        let want = need.max(READ_CHUNK);
+        if self.read_buf.try_reclaim(want) {
+            return true;
+        }
+        if want > READ_CHUNK && self.handed_out {
+            self.read_yielded = true;
+            cx.waker().wake_by_ref();
+            return false;
+        }
+        self.read_buf.reserve(want);
+        true
     }
 
     fn receive(&mut self, packet: Packet) {
