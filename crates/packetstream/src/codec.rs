@@ -119,8 +119,8 @@ impl Encoder<&Packet> for PacketCodec {
                 max: self.max_packet,
             });
         }
-        dst.reserve(packet.frame_len());
-        packet.encode(dst);
+        dst.reserve(bsuint::encoded_len(body as u64) + body);
+        packet.encode_with_len(body, dst);
         Ok(())
     }
 }

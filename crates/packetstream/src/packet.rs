@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use bytes::{BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 
 use crate::{Error, bsuint};
 
@@ -240,7 +240,12 @@ impl Packet {
 
     /// Writes the whole frame (length prefix and body), exactly as cs.packetstream does.
     pub fn encode(&self, buf: &mut impl BufMut) {
-        bsuint::put(self.body_len() as u64, buf);
+        self.encode_with_len(self.body_len(), buf);
+    }
+
+    /// [`encode`](Packet::encode) with the body length already known.
+    pub(crate) fn encode_with_len(&self, body_len: usize, buf: &mut impl BufMut) {
+        bsuint::put(body_len as u64, buf);
         bsuint::put(self.tag, buf);
         bsuint::put(self.flagsword(), buf);
         if self.channel != 0 {
@@ -262,7 +267,8 @@ impl Packet {
         let mut field = |name: &'static str| -> Result<u64, Error> {
             match bsuint::get(&body)? {
                 Some((value, used)) => {
-                    let _ = body.split_to(used);
+                    // `advance`, not `split_to`: no reference count touched per field.
+                    body.advance(used);
                     Ok(value)
                 }
                 None => Err(Error::Malformed {
