@@ -7,19 +7,23 @@
 //!
 //! The raw echo is tokio-util's `LengthDelimitedCodec` with no correlation at all: the server
 //! decodes every frame a read brought and writes all the echoes in one `write_all`; the client
-//! keeps the same number in flight and flushes once per batch of replies.
+//! keeps the same number in flight and flushes once per batch of replies. Each workload also
+//! runs through tarpc (bincode over the same kind of socket), the target being to be ahead
+//! of it.
 //!
 //! `cargo bench --bench packetstream -- --warm-up-time 1 --measurement-time 5`
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt, poll};
 use strata::packetstream::{Config, PacketConnection};
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::runtime::Runtime;
@@ -96,24 +100,93 @@ impl RawClient {
     }
 }
 
-/// `n` echo requests of `payload` through packetstream, `window` in flight.
-async fn packet_run(client: &Arc<PacketConnection>, n: u64, window: u64, payload: &Bytes) {
-    let call = |i: u64| {
-        let client = Arc::clone(client);
-        let payload = payload.clone();
-        async move {
-            let r = client.request(0, i, payload).await.unwrap();
-            assert!(r.ok && r.flags == i);
+/// Runs `n` requests made by `call`, `window` in flight, answers taken in the order they
+/// were asked, as the raw client does: each request is polled once as it is made (which
+/// sends it), then the oldest is awaited.
+///
+/// Not `FuturesUnordered`: once it has polled every future it holds it yields (wakes itself),
+/// and on the multi-threaded runtime each such yield hands a worker to the other thread,
+/// which costs more than the request.
+async fn run_window<F: Future<Output = ()>>(n: u64, window: u64, call: impl Fn(u64) -> F) {
+    let mut in_flight = VecDeque::with_capacity(window as usize);
+    for i in 0..n {
+        if in_flight.len() as u64 == window {
+            in_flight.pop_front().expect("a full window").await;
         }
-    };
-    let mut in_flight: FuturesUnordered<_> = (0..n.min(window)).map(call).collect();
-    let mut sent = n.min(window);
-    while in_flight.next().await.is_some() {
-        if sent < n {
-            in_flight.push(call(sent));
-            sent += 1;
+        let mut request = Box::pin(call(i));
+        if poll!(request.as_mut()).is_pending() {
+            in_flight.push_back(request);
         }
     }
+    for request in in_flight {
+        request.await;
+    }
+}
+
+/// `n` echo requests of `payload` through packetstream, `window` in flight.
+async fn packet_run(client: &PacketConnection, n: u64, window: u64, payload: &Bytes) {
+    run_window(n, window, |i| {
+        let payload = payload.clone();
+        async move {
+            let len = payload.len();
+            let r = client.request(0, i, payload).await.unwrap();
+            assert!(r.ok && r.flags == i && r.payload.len() == len);
+        }
+    })
+    .await
+}
+
+/// The same echo as a tarpc service, with its bincode transport over the same socket.
+#[tarpc::service]
+trait Echo {
+    /// Answers with the request's flags and payload.
+    async fn echo(flags: u64, payload: Vec<u8>) -> (u64, Vec<u8>);
+}
+
+#[derive(Clone)]
+struct EchoServer;
+
+impl Echo for EchoServer {
+    async fn echo(
+        self,
+        _: tarpc::context::Context,
+        flags: u64,
+        payload: Vec<u8>,
+    ) -> (u64, Vec<u8>) {
+        (flags, payload)
+    }
+}
+
+/// Serves tarpc's echo on `io`, each request in its own task as tarpc's examples do.
+async fn tarpc_serve(io: Box<dyn Io>) {
+    let transport = tarpc::serde_transport::new(
+        LengthDelimitedCodec::builder()
+            .max_frame_length(usize::MAX)
+            .new_framed(io),
+        Bincode::default(),
+    );
+    BaseChannel::with_defaults(transport)
+        .execute(EchoServer.serve())
+        .for_each(|response| async move {
+            tokio::spawn(response);
+        })
+        .await
+}
+
+/// `n` echo requests of `payload` through tarpc, `window` in flight.
+async fn tarpc_run(client: &EchoClient, n: u64, window: u64, payload: &[u8]) {
+    run_window(n, window, |i| {
+        let payload = payload.to_vec();
+        let len = payload.len();
+        async move {
+            let (flags, echoed) = client
+                .echo(tarpc::context::current(), i, payload)
+                .await
+                .unwrap();
+            assert!(flags == i && echoed.len() == len);
+        }
+    })
+    .await
 }
 
 fn bench(c: &mut Criterion) {
@@ -142,7 +215,18 @@ fn bench(c: &mut Criterion) {
                 config.clone(),
                 |_, flags, payload: Bytes| async move { Ok::<_, Infallible>((flags, payload)) },
             );
-            (Arc::new(PacketConnection::new(client, config)), server)
+            (PacketConnection::new(client, config), server)
+        });
+        let tarpc = rt.block_on(async {
+            let (client, server) = socket_pair(kind).await;
+            tokio::spawn(tarpc_serve(server));
+            let transport = tarpc::serde_transport::new(
+                LengthDelimitedCodec::builder()
+                    .max_frame_length(usize::MAX)
+                    .new_framed(client),
+                Bincode::default(),
+            );
+            EchoClient::new(tarpc::client::Config::default(), transport).spawn()
         });
         for (name, size, window) in workloads {
             let payload = Bytes::from(vec![0x5a; size]);
@@ -167,10 +251,21 @@ fn bench(c: &mut Criterion) {
             });
             group.bench_function(BenchmarkId::from_parameter("packetstream"), |b| {
                 b.iter_custom(|iters| {
-                    let (client, payload) = (Arc::clone(&packet.0), payload.clone());
+                    let (client, payload) = (packet.0.clone(), payload.clone());
                     rt.block_on(rt.spawn(async move {
                         let started = Instant::now();
                         packet_run(&client, iters, window, &payload).await;
+                        started.elapsed()
+                    }))
+                    .unwrap()
+                })
+            });
+            group.bench_function(BenchmarkId::from_parameter("tarpc"), |b| {
+                b.iter_custom(|iters| {
+                    let (client, payload) = (tarpc.clone(), payload.clone());
+                    rt.block_on(rt.spawn(async move {
+                        let started = Instant::now();
+                        tarpc_run(&client, iters, window, &payload).await;
                         started.elapsed()
                     }))
                     .unwrap()
