@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+
+mod admission;
+mod codec;
+mod config;
+mod decoder;
+#[cfg(test)]
+mod decoder_tests;
+mod encoder;
+mod error;
+mod mark;
+mod message;
+
+pub use admission::{AcceptAll, Admission, Fragment, Record, Rule, Xid};
+pub use codec::RecordCodec;
+pub use config::Config;
+pub use decoder::RecordDecoder;
+pub use encoder::encode_record;
+pub use error::Error;
+pub use mark::{MAX_FRAGMENT_LEN, Mark};
+pub use message::{AuthStat, ServerError};
