@@ -98,10 +98,11 @@ impl Decoder for PacketCodec {
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, Error> {
-        match self.decode(src)? {
-            Some(packet) => Ok(Some(packet)),
-            None if src.is_empty() => Ok(None),
-            None => Err(Error::Truncated {
+        // No reserve here: nothing more is coming to fill it.
+        match self.decode_frame(src)? {
+            Frame::Packet(packet) => Ok(Some(packet)),
+            Frame::Need(_) if src.is_empty() => Ok(None),
+            Frame::Need(_) => Err(Error::Truncated {
                 buffered: src.len(),
             }),
         }

@@ -617,3 +617,23 @@ async fn a_grace_holds_writes_for_more_packets() {
     client.request(0, 0, "x").await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(10));
 }
+
+#[tokio::test]
+async fn large_replies_held_by_the_caller_while_more_arrive_are_all_intact() {
+    // Each reply shares the client's read buffer; the caller keeps every one, so the driver
+    // can never reuse that buffer and must make room anew, after yielding once per wake.
+    let (client, server) = pair(Config::default(), Config::default());
+    let requests = (0..8u8).map(|i| client.request(0, u64::from(i), vec![i; 100 * 1024]));
+    let replies = futures_util::future::join_all(requests).await;
+    for (i, reply) in replies.into_iter().enumerate() {
+        let reply = reply.expect("answered");
+        assert_eq!(reply.flags, i as u64);
+        assert_eq!(reply.payload.len(), 100 * 1024);
+        assert!(
+            reply.payload.iter().all(|&b| usize::from(b) == i),
+            "reply {i} intact"
+        );
+    }
+    client.close().await.expect("clean close");
+    server.closed().await.expect("clean close");
+}

@@ -169,7 +169,7 @@ impl RecordDecoder {
         mark: Mark,
         admission: &mut impl Admission,
     ) -> Result<Option<Record>, Error> {
-        self.fragments += 1;
+        self.fragments = self.fragments.saturating_add(1);
         self.so_far += u64::from(mark.len());
         self.state = State::Payload {
             remaining: mark.len(),
