@@ -32,6 +32,61 @@ pub enum Error {
         /// The payload bytes of the unfinished record that had arrived (marks not counted).
         buffered: usize,
     },
+    /// A message ended before `field` was complete.
+    #[error("{what}: truncated at {field}")]
+    Truncated {
+        /// What was being read: `call`, `reply`, `PMAPPROC_DUMP result`.
+        what: &'static str,
+        /// The field that was cut.
+        field: &'static str,
+    },
+    /// A variable-length field was longer than its limit.
+    #[error("{what}: {field} is {len} bytes long, the limit is {max}")]
+    FieldTooLong {
+        /// What was being read or built.
+        what: &'static str,
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: u32,
+        /// The limit that applied.
+        max: u32,
+    },
+    /// A field held a value the protocol does not define.
+    #[error("{what}: {field} {value} is not one RFC 5531 defines")]
+    BadValue {
+        /// What was being read.
+        what: &'static str,
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u32,
+    },
+    /// A call was expected and the message is not one.
+    #[error("{xid}: msg_type {msg_type} where a call (0) was expected")]
+    NotACall {
+        /// The message's xid.
+        xid: crate::Xid,
+        /// Its msg_type.
+        msg_type: u32,
+    },
+    /// A reply was expected and the message is not one.
+    #[error("{xid}: msg_type {msg_type} where a reply (1) was expected")]
+    NotAReply {
+        /// The message's xid.
+        xid: crate::Xid,
+        /// Its msg_type.
+        msg_type: u32,
+    },
+    /// A call of an RPC version other than 2: a server answers RPC_MISMATCH(2..=2), which
+    /// Ocamlnet 4.1.9 does not (it answers SYSTEM_ERR) and rpcbind does not (it closes).
+    #[error("{xid}: RPC version {rpcvers}, only version 2 is spoken")]
+    RpcVersion {
+        /// The call's xid.
+        xid: crate::Xid,
+        /// The version it asked for.
+        rpcvers: u32,
+    },
     /// An I/O error from the stream.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

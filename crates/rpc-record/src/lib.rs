@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod admission;
+mod auth;
+mod call;
 mod codec;
 mod config;
 mod decoder;
@@ -9,13 +11,17 @@ mod decoder_tests;
 mod encoder;
 mod error;
 mod mark;
-mod message;
+pub mod pmap;
+mod reply;
+mod xdr;
 
 pub use admission::{AcceptAll, Admission, Fragment, Record, Rule, Xid};
+pub use auth::{AuthStat, MAX_AUTH_BODY, OpaqueAuth};
+pub use call::{Call, RPC_VERSION};
 pub use codec::RecordCodec;
 pub use config::Config;
 pub use decoder::RecordDecoder;
 pub use encoder::encode_record;
 pub use error::Error;
 pub use mark::{MAX_FRAGMENT_LEN, Mark};
-pub use message::{AuthStat, ServerError};
+pub use reply::{Reply, ServerError};
