@@ -2,7 +2,6 @@
 
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
-use tracing::warn;
 
 use crate::{AcceptAll, Admission, Config, Error, Record, RecordDecoder, encode_record};
 
@@ -64,15 +63,7 @@ impl<A: Admission> Decoder for RecordCodec<A> {
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Record>, Error> {
-        match self.decode(src)? {
-            Some(record) => Ok(Some(record)),
-            None if src.is_empty() && self.decoder.is_idle() => Ok(None),
-            None => {
-                let buffered = src.len() + self.decoder.held();
-                warn!(buffered, "EOF within message");
-                Err(Error::EofWithinMessage { buffered })
-            }
-        }
+        self.decoder.decode_eof(src, &mut self.admission)
     }
 }
 

@@ -145,6 +145,25 @@ impl RecordDecoder {
         }
     }
 
+    /// [`decode`](RecordDecoder::decode) when the stream has ended: a record still
+    /// incomplete once `src` is used up is [`Error::EofWithinMessage`]; `None` is a clean end
+    /// between records.
+    pub fn decode_eof(
+        &mut self,
+        src: &mut BytesMut,
+        admission: &mut impl Admission,
+    ) -> Result<Option<Record>, Error> {
+        match self.decode(src, admission)? {
+            Some(record) => Ok(Some(record)),
+            None if src.is_empty() && self.is_idle() => Ok(None),
+            None => {
+                let buffered = src.len() + self.held();
+                warn!(buffered, "EOF within message");
+                Err(Error::EofWithinMessage { buffered })
+            }
+        }
+    }
+
     /// Whether the decoder is between records: EOF here is a clean end.
     pub fn is_idle(&self) -> bool {
         self.state == State::Mark && self.fragments == 0

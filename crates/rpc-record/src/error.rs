@@ -87,6 +87,13 @@ pub enum Error {
         /// The version it asked for.
         rpcvers: u32,
     },
+    /// Nothing moved on the stream for this long (see `RecordStream::set_timeout`). Only a
+    /// notification: the operation can be called again.
+    #[error("inactive: no byte moved for {0:?}")]
+    Inactive(std::time::Duration),
+    /// The peer did not close its side within the linger time of a shutdown.
+    #[error("shutdown: no EOF from the peer within {0:?}")]
+    ShutdownTimeout(std::time::Duration),
     /// An I/O error from the stream.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

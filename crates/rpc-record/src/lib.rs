@@ -11,8 +11,10 @@ mod decoder_tests;
 mod encoder;
 mod error;
 mod mark;
+mod peer;
 pub mod pmap;
 mod reply;
+mod stream;
 mod xdr;
 
 pub use admission::{AcceptAll, Admission, Fragment, Record, Rule, Xid};
@@ -24,4 +26,6 @@ pub use decoder::RecordDecoder;
 pub use encoder::encode_record;
 pub use error::Error;
 pub use mark::{MAX_FRAGMENT_LEN, Mark};
+pub use peer::{Peer, PeerAddr};
 pub use reply::{Reply, ServerError};
+pub use stream::RecordStream;
