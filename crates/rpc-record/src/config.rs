@@ -17,6 +17,10 @@ pub struct Config {
     /// [`MAX_FRAGMENT_LEN`]: one fragment per record, as rpcbind, rpcinfo and the Linux
     /// kernel send, and as rpcbind requires of calls. Values below 1 count as 1.
     pub fragment_size: u32,
+    /// The longest datagram sent or received by a [`RecordDatagram`](crate::RecordDatagram);
+    /// a longer one received is reported and dropped. Default 65 507, the most an IPv4 UDP
+    /// datagram carries (libtirpc's own default is 8800, rpcbind's 9000).
+    pub max_datagram: usize,
 }
 
 impl Default for Config {
@@ -25,6 +29,7 @@ impl Default for Config {
             max_record: 1024 * 1024 + 4096,
             max_fragments: 4096,
             fragment_size: MAX_FRAGMENT_LEN,
+            max_datagram: 65_507,
         }
     }
 }

@@ -94,6 +94,23 @@ pub enum Error {
     /// The peer did not close its side within the linger time of a shutdown.
     #[error("shutdown: no EOF from the peer within {0:?}")]
     ShutdownTimeout(std::time::Duration),
+    /// A datagram longer than [`Config::max_datagram`](crate::Config::max_datagram), received
+    /// (and dropped) or refused for sending.
+    #[error("datagram too large: {len} bytes, the limit is {max}")]
+    DatagramTooLarge {
+        /// Its length (for one received: at least this).
+        len: usize,
+        /// The limit that applied.
+        max: usize,
+    },
+    /// A datagram went out shorter than it was.
+    #[error("datagram cut short: {sent} of {len} bytes sent")]
+    DatagramCut {
+        /// Bytes sent.
+        sent: usize,
+        /// The datagram's length.
+        len: usize,
+    },
     /// An I/O error from the stream.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

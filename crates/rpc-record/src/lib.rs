@@ -5,6 +5,7 @@ mod auth;
 mod call;
 mod codec;
 mod config;
+mod datagram;
 mod decoder;
 #[cfg(test)]
 mod decoder_tests;
@@ -22,6 +23,7 @@ pub use auth::{AuthStat, MAX_AUTH_BODY, OpaqueAuth};
 pub use call::{Call, RPC_VERSION};
 pub use codec::RecordCodec;
 pub use config::Config;
+pub use datagram::{DatagramSocket, RecordDatagram};
 pub use decoder::RecordDecoder;
 pub use encoder::encode_record;
 pub use error::Error;

@@ -35,7 +35,7 @@ const READ_CHUNK: usize = 8 * 1024;
 /// client.write(b"\x00\x00\x00\x07 a call").await?;
 /// let call = server.read().await?.expect("a record");
 /// assert_eq!(&call[..], b"\x00\x00\x00\x07 a call");
-/// client.shutdown(std::time::Duration::from_secs(1)).await.ok(); // the server never closes
+/// client.close_write().await?;
 /// assert_eq!(server.read().await?, None); // EOF between records: a clean end
 /// # Ok(())
 /// # }
