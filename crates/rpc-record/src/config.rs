@@ -21,6 +21,9 @@ pub struct Config {
     /// a longer one received is reported and dropped. Default 65 507, the most an IPv4 UDP
     /// datagram carries (libtirpc's own default is 8800, rpcbind's 9000).
     pub max_datagram: usize,
+    /// How many calls a [`Client`](crate::Client) lets wait for replies at once; more wait
+    /// for a turn. Default 64.
+    pub max_in_flight: usize,
 }
 
 impl Default for Config {
@@ -30,6 +33,7 @@ impl Default for Config {
             max_fragments: 4096,
             fragment_size: MAX_FRAGMENT_LEN,
             max_datagram: 65_507,
+            max_in_flight: 64,
         }
     }
 }

@@ -183,21 +183,31 @@ impl<S: DatagramSocket> RecordDatagram<S> {
 
     /// Sends `message` as one datagram to `dest`.
     pub async fn send_to(&self, message: &[u8], dest: &PeerAddr) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_send_to(cx, message, dest)).await
+    }
+
+    /// [`send_to`](RecordDatagram::send_to) as a poll, for hand-written drivers.
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        message: &[u8],
+        dest: &PeerAddr,
+    ) -> Poll<Result<(), Error>> {
         if message.len() > self.max {
-            return Err(Error::DatagramTooLarge {
+            return Poll::Ready(Err(Error::DatagramTooLarge {
                 len: message.len(),
                 max: self.max,
-            });
+            }));
         }
-        let sent = poll_fn(|cx| self.socket.poll_send_to(cx, message, dest)).await?;
+        let sent = std::task::ready!(self.socket.poll_send_to(cx, message, dest))?;
         if sent < message.len() {
-            return Err(Error::DatagramCut {
+            return Poll::Ready(Err(Error::DatagramCut {
                 sent,
                 len: message.len(),
-            });
+            }));
         }
         trace!(%dest, len = sent, "out");
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     /// The socket.

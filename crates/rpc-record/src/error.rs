@@ -111,6 +111,18 @@ pub enum Error {
         /// The datagram's length.
         len: usize,
     },
+    /// The connection ended before the reply came; the error says how it ended.
+    #[error("the connection ended before the reply: {0}")]
+    Ended(std::sync::Arc<Error>),
+    /// The peer closed the connection cleanly.
+    #[error("the peer closed the connection")]
+    Closed,
+    /// No reply came in time.
+    #[error("no reply within {0:?}")]
+    Timeout(std::time::Duration),
+    /// A client has used every xid it may (2^31 and more calls): make a new one.
+    #[error("this client has used all its xids")]
+    XidsExhausted,
     /// An I/O error from the stream.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

@@ -3,6 +3,7 @@
 mod admission;
 mod auth;
 mod call;
+mod client;
 mod codec;
 mod config;
 mod datagram;
@@ -15,12 +16,14 @@ mod mark;
 mod peer;
 pub mod pmap;
 mod reply;
+mod server;
 mod stream;
 mod xdr;
 
 pub use admission::{AcceptAll, Admission, Fragment, Record, Rule, Xid};
 pub use auth::{AuthStat, MAX_AUTH_BODY, OpaqueAuth};
 pub use call::{Call, RPC_VERSION};
+pub use client::{Client, DEFAULT_RETRY};
 pub use codec::RecordCodec;
 pub use config::Config;
 pub use datagram::{DatagramSocket, RecordDatagram};
@@ -30,4 +33,5 @@ pub use error::Error;
 pub use mark::{MAX_FRAGMENT_LEN, Mark};
 pub use peer::{Peer, PeerAddr};
 pub use reply::{Reply, ServerError};
+pub use server::{Program, serve_datagram, serve_stream};
 pub use stream::RecordStream;
