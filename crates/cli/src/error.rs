@@ -36,4 +36,42 @@ pub enum CliError {
     /// The packet connection failed.
     #[error("the packet connection failed: {0}")]
     Packet(packetstream::Error),
+    /// An RPC call or transporter failed.
+    #[error("rpc: {0}")]
+    Rpc(rpc_record::Error),
+    /// A program version refused a ping, as rpcinfo reports it.
+    #[error("program {prog} version {vers} is not available: {why}")]
+    NotAvailable {
+        /// The program.
+        prog: u32,
+        /// The version.
+        vers: u32,
+        /// The server's answer.
+        why: rpc_record::ServerError,
+    },
+    /// A versionless ping found more versions than it goes through.
+    #[error(
+        "program {prog} says it has versions {low} to {high}; a ping goes through at most {max}"
+    )]
+    TooManyVersions {
+        /// The program.
+        prog: u32,
+        /// The lowest version.
+        low: u32,
+        /// The highest version.
+        high: u32,
+        /// The limit that applied.
+        max: u32,
+    },
+    /// An address could not be understood or resolved.
+    #[error("cannot use the address {addr}: {why}")]
+    Address {
+        /// What was given.
+        addr: String,
+        /// Why it failed.
+        why: String,
+    },
+    /// A serving task ended abnormally.
+    #[error("a serving task failed: {0}")]
+    Task(String),
 }

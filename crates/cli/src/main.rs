@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 mod error;
 mod packet;
+mod rpc;
 
 use error::CliError;
 
@@ -33,6 +34,8 @@ enum Command {
     Demo(demo::Args),
     /// Serve or call a cs.packetstream-compatible packet connection.
     Packet(packet::Args),
+    /// Serve, ping or list ONC RPC programs, as rpcbind and rpcinfo do.
+    Rpc(rpc::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Packet(args) => packet::run(args).await,
+            Command::Rpc(args) => rpc::run(args).await,
         }
     })
 }

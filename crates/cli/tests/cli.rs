@@ -62,7 +62,7 @@ fn demo_runs_every_step_and_ends_with_a_table_of_them() {
         assert!(row.contains(" ok "), "{row}");
         assert!(row.ends_with("/s"), "a rate ends the row: {row}");
     }
-    assert_eq!(table.last(), Some(&"3 of 3 steps ok"));
+    assert_eq!(table.last(), Some(&"4 of 4 steps ok"));
     assert!(stdout.contains("0 orphans"), "{stdout}");
     assert!(stdout.contains("series produce completed"), "{stdout}");
 }

@@ -11,6 +11,7 @@ use crate::error::CliError;
 
 mod flows;
 mod packet;
+mod rpc;
 
 /// Options of `strata demo`.
 #[derive(Debug, clap::Args)]
@@ -56,6 +57,11 @@ const STEPS: &[Step] = &[
         name: "packet requests",
         layer: "packetstream",
         run: |scale| Box::pin(packet::pipelined(scale)),
+    },
+    Step {
+        name: "rpc calls",
+        layer: "rpc-record",
+        run: |scale| Box::pin(rpc::pipelined(scale)),
     },
 ];
 

@@ -35,16 +35,27 @@ impl Drop for Server {
 
 /// Reads the child's first stdout line, which must start with `prefix`, and returns the rest.
 fn first_line(child: &mut Child, prefix: &str) -> String {
+    first_lines(child, &[prefix]).remove(0)
+}
+
+/// Reads the child's first stdout lines, one per prefix, each of which must start with its
+/// prefix, and returns the rest of each.
+pub fn first_lines(child: &mut Child, prefixes: &[&str]) -> Vec<String> {
     let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
-    let mut first = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first)
-        .expect("the child prints its first line");
-    first
-        .strip_prefix(prefix)
-        .unwrap_or_else(|| panic!("first line starts with {prefix:?}, got {first:?}"))
-        .trim()
-        .to_string()
+    let mut stdout = BufReader::new(stdout);
+    prefixes
+        .iter()
+        .map(|prefix| {
+            let mut line = String::new();
+            stdout
+                .read_line(&mut line)
+                .expect("the child prints its first lines");
+            line.strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("a line starting with {prefix:?}, got {line:?}"))
+                .trim()
+                .to_string()
+        })
+        .collect()
 }
 
 /// The workspace's root directory.

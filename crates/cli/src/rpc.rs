@@ -1,0 +1,306 @@
+//! `strata rpc serve`, `strata rpc ping` and `strata rpc dump`: ONC RPC on the command line,
+//! as rpcbind answers and as rpcinfo asks.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rpc_record::pmap::{Mapping, PMAP_PORT, PMAP_PROG, PMAP_VERS, PMAPPROC_DUMP};
+use rpc_record::{
+    Client, Config, Peer, PeerAddr, Program, RecordDatagram, RecordStream, ServerError,
+    serve_datagram, serve_stream,
+};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tracing::{debug, info};
+
+use crate::error::CliError;
+
+/// `strata rpc ...`
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Answer pings (procedure 0) of program PROG in the versions given, over TCP, UDP or
+    /// both, as rpcbind answers: PROG_UNAVAIL, PROG_MISMATCH, PROC_UNAVAIL for the rest.
+    ///
+    /// Prints one `listening ADDR` line per transport, TCP first, then serves until killed.
+    Serve(Serve),
+    /// Ping a program as `rpcinfo -T tcp|udp` does, printing
+    /// `program P version V ready and waiting`. Without VERS, asks for version 0 to learn
+    /// the range from PROG_MISMATCH and pings each version in it, on one connection.
+    #[command(override_usage = "strata rpc ping (--tcp | --udp) HOST:PORT PROG [VERS]")]
+    Ping(Ping),
+    /// List a portmapper's registrations, as `rpcinfo -p` does (PMAPPROC_DUMP over TCP).
+    Dump(Dump),
+}
+
+#[derive(Debug, clap::Args)]
+struct Serve {
+    /// The TCP address to listen on (the default when neither --tcp nor --udp is given is
+    /// 127.0.0.1:0).
+    #[arg(long, value_name = "ADDR")]
+    tcp: Option<String>,
+    /// The UDP address to listen on.
+    #[arg(long, value_name = "ADDR")]
+    udp: Option<String>,
+    /// The program number.
+    #[arg(long, value_name = "P")]
+    prog: u32,
+    /// The versions served, comma-separated.
+    #[arg(long, value_name = "V[,V...]", value_delimiter = ',', required = true)]
+    vers: Vec<u32>,
+}
+
+#[derive(Debug, clap::Args)]
+struct Ping {
+    /// Over TCP.
+    #[arg(long, conflicts_with = "udp", required_unless_present = "udp")]
+    tcp: bool,
+    /// Over UDP.
+    #[arg(long)]
+    udp: bool,
+    /// Where the program is: HOST:PORT.
+    #[arg(value_name = "HOST:PORT")]
+    addr: String,
+    /// The program number.
+    prog: u32,
+    /// The version; without it, every version the program says it has.
+    vers: Option<u32>,
+    /// Give up on a reply after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct Dump {
+    /// The portmapper: HOST or HOST:PORT (port 111 when not given).
+    #[arg(value_name = "HOST[:PORT]")]
+    host: String,
+    /// Give up on the reply after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
+}
+
+/// The most versions a versionless ping goes through (rpcinfo would try four billion).
+const MAX_PING_VERSIONS: u32 = 1024;
+
+/// Runs `strata rpc ...`.
+pub async fn run(args: Args) -> Result<(), CliError> {
+    match args.command {
+        Command::Serve(serve) => run_serve(serve).await,
+        Command::Ping(ping) => run_ping(ping).await,
+        Command::Dump(dump) => run_dump(dump).await,
+    }
+}
+
+async fn run_serve(args: Serve) -> Result<(), CliError> {
+    let program = Program::new(args.prog, args.vers.iter().copied());
+    let tcp = match (&args.tcp, &args.udp) {
+        (None, None) => Some("127.0.0.1:0".to_owned()),
+        (tcp, _) => tcp.clone(),
+    };
+    let listen_error = |addr: &str| {
+        let addr = addr.to_owned();
+        move |source| CliError::Listen { addr, source }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(addr) = &tcp {
+        let listener = TcpListener::bind(addr).await.map_err(listen_error(addr))?;
+        println!(
+            "listening {}",
+            listener.local_addr().map_err(CliError::Accept)?
+        );
+        let program = program.clone();
+        tasks.spawn(async move {
+            loop {
+                let (stream, peer) = listener.accept().await.map_err(CliError::Accept)?;
+                let _ = stream.set_nodelay(true);
+                let known = Peer::of_tcp(&stream);
+                let stream = RecordStream::new(stream, &Config::default()).with_peer(known);
+                let program = program.clone();
+                tokio::spawn(async move {
+                    match serve_stream(stream, &program).await {
+                        Ok(()) => info!(%peer, "connection closed"),
+                        Err(e) => info!(%peer, error = %e, "connection failed"),
+                    }
+                });
+            }
+        });
+    }
+    if let Some(addr) = &args.udp {
+        let socket = UdpSocket::bind(addr).await.map_err(listen_error(addr))?;
+        println!(
+            "listening {}",
+            socket.local_addr().map_err(CliError::Accept)?
+        );
+        tasks.spawn(async move {
+            let mut socket = RecordDatagram::new(socket, &Config::default());
+            serve_datagram(&mut socket, &program)
+                .await
+                .map_err(CliError::Rpc)
+        });
+    }
+    match tasks.join_next().await {
+        Some(Ok(result)) => result,
+        Some(Err(e)) => Err(CliError::Task(e.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// Resolves `HOST:PORT`, or `HOST` with `default_port`.
+async fn resolve(text: &str, default_port: Option<u16>) -> Result<SocketAddr, CliError> {
+    let bad = |why: String| CliError::Address {
+        addr: text.to_owned(),
+        why,
+    };
+    if let (Ok(ip), Some(port)) = (text.parse::<IpAddr>(), default_port) {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let with_port = match (text.rsplit_once(':'), default_port) {
+        (Some((_, port)), _) if port.parse::<u16>().is_ok() && !text.ends_with(']') => {
+            text.to_owned()
+        }
+        (_, Some(port)) => format!("{text}:{port}"),
+        (_, None) => return Err(bad("give HOST:PORT".into())),
+    };
+    tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .next()
+        .ok_or_else(|| bad("no address".into()))
+}
+
+async fn connect(addr: SocketAddr, udp: bool, timeout: Duration) -> Result<Client, CliError> {
+    let config = Config::default();
+    let connect_error = |source| CliError::Connect {
+        addr: addr.to_string(),
+        source,
+    };
+    if udp {
+        let local = match addr {
+            SocketAddr::V4(_) => "0.0.0.0:0",
+            SocketAddr::V6(_) => "[::]:0",
+        };
+        let socket = UdpSocket::bind(local).await.map_err(connect_error)?;
+        let socket = RecordDatagram::new(socket, &config);
+        let retry = Duration::from_secs(1).min(timeout);
+        return Ok(Client::datagram(
+            socket,
+            PeerAddr::Inet(addr),
+            retry,
+            &config,
+        ));
+    }
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| connect_error(std::io::ErrorKind::TimedOut.into()))?
+        .map_err(connect_error)?;
+    let _ = stream.set_nodelay(true);
+    Ok(Client::stream(RecordStream::new(stream, &config), &config))
+}
+
+/// Calls NULL of `prog` `vers`; the server's refusal is `Ok(Err(..))`.
+async fn null(
+    client: &Client,
+    prog: u32,
+    vers: u32,
+    timeout: Duration,
+) -> Result<Result<Bytes, ServerError>, CliError> {
+    let reply = tokio::time::timeout(timeout, client.call(prog, vers, 0, Bytes::new()))
+        .await
+        .map_err(|_| CliError::Rpc(rpc_record::Error::Timeout(timeout)))?
+        .map_err(CliError::Rpc)?;
+    Ok(reply.outcome)
+}
+
+async fn run_ping(args: Ping) -> Result<(), CliError> {
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let addr = resolve(&args.addr, None).await?;
+    let client = connect(addr, args.udp, timeout).await?;
+    let prog = args.prog;
+    let versions = match args.vers {
+        Some(vers) => vers..=vers,
+        None => match null(&client, prog, 0, timeout).await? {
+            Err(ServerError::ProgMismatch { low, high }) => low..=high,
+            Ok(_) => match null(&client, prog, u32::MAX, timeout).await? {
+                Err(ServerError::ProgMismatch { high, .. }) => 0..=high,
+                Ok(_) => 0..=u32::MAX,
+                Err(why) => {
+                    return Err(CliError::NotAvailable {
+                        prog,
+                        vers: u32::MAX,
+                        why,
+                    });
+                }
+            },
+            Err(why) => return Err(CliError::NotAvailable { prog, vers: 0, why }),
+        },
+    };
+    if versions.end().saturating_sub(*versions.start()) >= MAX_PING_VERSIONS {
+        return Err(CliError::TooManyVersions {
+            prog,
+            low: *versions.start(),
+            high: *versions.end(),
+            max: MAX_PING_VERSIONS,
+        });
+    }
+    let mut refused = None;
+    for vers in versions {
+        match null(&client, prog, vers, timeout).await? {
+            Ok(_) => println!("program {prog} version {vers} ready and waiting"),
+            Err(why) => {
+                println!("program {prog} version {vers} is not available");
+                debug!(prog, vers, %why, "refused");
+                refused.get_or_insert(CliError::NotAvailable { prog, vers, why });
+            }
+        }
+    }
+    refused.map_or(Ok(()), Err)
+}
+
+async fn run_dump(args: Dump) -> Result<(), CliError> {
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let addr = resolve(&args.host, Some(PMAP_PORT)).await?;
+    let client = connect(addr, false, timeout).await?;
+    let reply = tokio::time::timeout(
+        timeout,
+        client.call(PMAP_PROG, PMAP_VERS, PMAPPROC_DUMP, Bytes::new()),
+    )
+    .await
+    .map_err(|_| CliError::Rpc(rpc_record::Error::Timeout(timeout)))?
+    .map_err(CliError::Rpc)?;
+    let results = reply.outcome.map_err(|why| CliError::NotAvailable {
+        prog: PMAP_PROG,
+        vers: PMAP_VERS,
+        why,
+    })?;
+    let mappings = Mapping::decode_dump(results).map_err(CliError::Rpc)?;
+    let names = rpc_names();
+    println!("   program vers proto   port  service");
+    for mapping in mappings {
+        match names.iter().find(|(number, _)| *number == mapping.prog) {
+            Some((_, name)) => println!("{mapping}  {name}"),
+            None => println!("{mapping}"),
+        }
+    }
+    Ok(())
+}
+
+/// Program names from `/etc/rpc` (`name number aliases...`), as rpcinfo prints them; none
+/// when the file is missing.
+fn rpc_names() -> Vec<(u32, String)> {
+    let text = std::fs::read_to_string("/etc/rpc").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let line = line.split('#').next()?;
+            let mut fields = line.split_whitespace();
+            let name = fields.next()?;
+            let number = fields.next()?.parse().ok()?;
+            Some((number, name.to_owned()))
+        })
+        .collect()
+}
