@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | [`flows`] | `kernel-flows` | flow channels, series, valves, request correlation |
 //! | [`packetstream`] | `packetstream` | a request/response packet connection, wire-compatible with cs.packetstream 20240630 |
+//! | [`rpc_record`] | `rpc-record` | ONC RPC record marking with per-fragment admission, stream and datagram transporters, as rpcbind, rpcinfo and libtirpc speak it |
 //!
 //! ```
 //! # #[cfg(feature = "flows")] {
@@ -26,3 +27,7 @@ pub use kernel_flows as flows;
 /// The packet connection: the `packetstream` crate.
 #[cfg(feature = "packetstream")]
 pub use packetstream;
+
+/// ONC RPC record marking and transporters: the `rpc-record` crate.
+#[cfg(feature = "rpc-record")]
+pub use rpc_record;

@@ -98,49 +98,56 @@ impl RecordDecoder {
         admission: &mut impl Admission,
     ) -> Result<Option<Record>, Error> {
         loop {
-            match self.state {
-                State::Mark => {
-                    if src.len() < 4 {
-                        self.wanted = 4 - src.len();
-                        return Ok(None);
-                    }
-                    let mark = Mark::from_bytes([src[0], src[1], src[2], src[3]]);
-                    src.advance(4);
-                    if let Some(record) = self.begin_fragment(mark, admission)? {
-                        return Ok(Some(record));
+            // The header just read, not yet advanced past: one advance per fragment is
+            // cheaper than two.
+            let mut at = 0;
+            if self.state == State::Mark {
+                if src.len() < 4 {
+                    self.wanted = 4 - src.len();
+                    return Ok(None);
+                }
+                let mark = Mark::from_bytes([src[0], src[1], src[2], src[3]]);
+                at = 4;
+                match self.begin_fragment(mark, admission) {
+                    Ok(None) => {}
+                    done => {
+                        src.advance(4);
+                        return done;
                     }
                 }
-                State::Payload { remaining, last } => {
-                    let whole = last && self.parts.is_empty() && self.rule == Rule::Accept;
-                    if whole {
-                        // The record is this one fragment: hand out a slice, no copy.
-                        let len = remaining as usize;
-                        if src.len() < len {
-                            self.wanted = len - src.len();
-                            return Ok(None);
-                        }
-                        let payload = src.split_to(len).freeze();
-                        self.reset();
-                        return Ok(Some(Record::Accept(payload)));
-                    }
-                    let take = src.len().min(remaining as usize);
-                    self.consume(&src[..take]);
-                    src.advance(take);
-                    // `take` is at most `remaining`, a u32.
-                    let remaining = remaining - take as u32;
-                    if remaining > 0 {
-                        self.state = State::Payload { remaining, last };
-                        self.wanted = 1;
-                        return Ok(None);
-                    }
-                    if !last {
-                        self.state = State::Mark;
-                        continue;
-                    }
-                    if let Some(record) = self.finish()? {
-                        return Ok(Some(record));
-                    }
+            }
+            let State::Payload { remaining, last } = self.state else {
+                unreachable!("a fragment has begun")
+            };
+            let available = src.len() - at;
+            if last && self.parts.is_empty() && self.rule == Rule::Accept {
+                // The record is this one fragment: hand out a slice, no copy.
+                let len = remaining as usize;
+                src.advance(at);
+                if available < len {
+                    self.wanted = len - available;
+                    return Ok(None);
                 }
+                let payload = src.split_to(len).freeze();
+                self.reset();
+                return Ok(Some(Record::Accept(payload)));
+            }
+            let take = available.min(remaining as usize);
+            self.consume(&src[at..at + take]);
+            src.advance(at + take);
+            // `take` is at most `remaining`, a u32.
+            let remaining = remaining - take as u32;
+            if remaining > 0 {
+                self.state = State::Payload { remaining, last };
+                self.wanted = 1;
+                return Ok(None);
+            }
+            if !last {
+                self.state = State::Mark;
+                continue;
+            }
+            if let Some(record) = self.finish()? {
+                return Ok(Some(record));
             }
         }
     }
@@ -233,7 +240,9 @@ impl RecordDecoder {
             rule => {
                 debug!(?rule, so_far = self.so_far, "record not accepted");
                 // Whatever was joined so far goes; its xid bytes were kept aside.
-                self.parts = BytesMut::new();
+                if self.parts.capacity() > 0 {
+                    self.parts = BytesMut::new();
+                }
                 Ok((rule == Rule::Deny).then_some(Record::Deny))
             }
         }
@@ -264,10 +273,9 @@ impl RecordDecoder {
     fn finish(&mut self) -> Result<Option<Record>, Error> {
         let (rule, len) = (self.rule, self.so_far);
         let xid = (self.xid_len == 4).then(|| Xid(u32::from_be_bytes(self.xid)));
-        let parts = std::mem::take(&mut self.parts);
         self.reset();
         let record = match rule {
-            Rule::Accept => Record::Accept(parts.freeze()),
+            Rule::Accept => Record::Accept(std::mem::take(&mut self.parts).freeze()),
             Rule::Deny => return Ok(None),
             Rule::Drop => Record::Drop,
             Rule::Reject | Rule::RejectWith(_) => {
