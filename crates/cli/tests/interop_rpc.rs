@@ -4,42 +4,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{first_lines, python, workspace};
+use common::{Running, first_lines, python, rpc_serve, workspace};
 use rpc_record::{Client, Config, Error, RecordStream};
 use tokio::net::TcpStream;
 
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `strata rpc serve` on loopback TCP and UDP: the guard and both ports.
 fn strata_serve(prog: u32, vers: &str) -> (Running, u16, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
-            "rpc",
-            "serve",
-            "--tcp",
-            "127.0.0.1:0",
-            "--udp",
-            "127.0.0.1:0",
-        ])
-        .args(["--prog", &prog.to_string(), "--vers", vers])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("strata rpc serve starts");
-    let addrs = first_lines(&mut child, &["listening ", "listening "]);
+    let (running, tcp, udp) = rpc_serve(prog, vers);
     let port = |addr: &str| addr.rsplit_once(':').unwrap().1.parse().unwrap();
-    (Running(child), port(&addrs[0]), port(&addrs[1]))
+    (running, port(&tcp), port(&udp))
 }
 
 /// rpcinfo's universal address for 127.0.0.1:port.

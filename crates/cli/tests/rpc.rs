@@ -2,18 +2,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::first_lines;
-
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::rpc_serve;
 
 fn strata(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -24,22 +15,8 @@ fn strata(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn ping_finds_every_version_served_and_names_what_is_not() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
-            "rpc",
-            "serve",
-            "--tcp",
-            "127.0.0.1:0",
-            "--udp",
-            "127.0.0.1:0",
-        ])
-        .args(["--prog", "300000", "--vers", "2,4"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("strata rpc serve starts");
-    let addrs = first_lines(&mut child, &["listening ", "listening "]);
-    let _serve = Serve(child);
-    let (tcp, udp) = (&addrs[0], &addrs[1]);
+    let (_serve, tcp, udp) = rpc_serve(300000, "2,4");
+    let (tcp, udp) = (&tcp, &udp);
 
     let all = strata(&["rpc", "ping", "--tcp", tcp, "300000"]);
     // The range PROG_MISMATCH gives is 2..=4, and version 3 is not served: as rpcinfo,

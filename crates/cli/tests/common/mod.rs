@@ -134,3 +134,35 @@ impl Drop for CsServer {
         let _ = self.child.wait();
     }
 }
+
+/// A child process killed when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `strata rpc serve --prog PROG --vers VERS` on loopback TCP and UDP: the guard and both
+/// bound addresses.
+pub fn rpc_serve(prog: u32, vers: &str) -> (Running, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "rpc",
+            "serve",
+            "--tcp",
+            "127.0.0.1:0",
+            "--udp",
+            "127.0.0.1:0",
+        ])
+        .args(["--prog", &prog.to_string(), "--vers", vers])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("strata rpc serve starts");
+    let mut addrs = first_lines(&mut child, &["listening ", "listening "]);
+    let udp = addrs.pop().expect("two lines");
+    let tcp = addrs.pop().expect("two lines");
+    (Running(child), tcp, udp)
+}
