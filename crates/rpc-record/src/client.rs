@@ -1,6 +1,7 @@
 //! [`Client`]: calls over a stream or datagram transporter, replies matched by xid through
 //! kernel-flows' `Correlator`.
 
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,9 +17,6 @@ use crate::{
     AcceptAll, Call, DatagramSocket, Error, PeerAddr, Record, RecordDatagram, RecordStream, Reply,
     Xid,
 };
-
-/// How long a datagram call waits before it is sent again, by default.
-pub const DEFAULT_RETRY: Duration = Duration::from_secs(5);
 
 /// The highest xid a client hands out; its first is below 2^31, so it has 2^31 at least.
 const LAST_XID: u64 = u32::MAX as u64;
@@ -85,7 +83,7 @@ impl Client {
         let link = DatagramLink {
             socket,
             server,
-            queue: Vec::new(),
+            queue: VecDeque::new(),
         };
         Client::start(link, config, Some(retry))
     }
@@ -198,7 +196,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<T> 
 struct DatagramLink<S> {
     socket: RecordDatagram<S>,
     server: PeerAddr,
-    queue: Vec<Bytes>,
+    queue: VecDeque<Bytes>,
 }
 
 impl<S: DatagramSocket + Send + 'static> Link for DatagramLink<S> {
@@ -220,13 +218,13 @@ impl<S: DatagramSocket + Send + 'static> Link for DatagramLink<S> {
     }
 
     fn feed(&mut self, message: &[u8]) {
-        self.queue.push(Bytes::copy_from_slice(message));
+        self.queue.push_back(Bytes::copy_from_slice(message));
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while let Some(message) = self.queue.first() {
+        while let Some(message) = self.queue.front() {
             std::task::ready!(self.socket.poll_send_to(cx, message, &self.server))?;
-            self.queue.remove(0);
+            self.queue.pop_front();
         }
         Poll::Ready(Ok(()))
     }

@@ -23,7 +23,7 @@ mod xdr;
 pub use admission::{AcceptAll, Admission, Fragment, Record, Rule, Xid};
 pub use auth::{AuthStat, MAX_AUTH_BODY, OpaqueAuth};
 pub use call::{Call, RPC_VERSION};
-pub use client::{Client, DEFAULT_RETRY};
+pub use client::Client;
 pub use codec::RecordCodec;
 pub use config::Config;
 pub use datagram::{DatagramSocket, RecordDatagram};

@@ -184,11 +184,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
         Poll::Ready(Ok(()))
     }
 
-    /// Whether bytes are queued and not yet written.
-    pub fn is_write_pending(&self) -> bool {
-        !self.write_buf.is_empty() || self.unflushed
-    }
-
     /// Writes what is queued, then closes the write side (the peer reads EOF); reading
     /// goes on. A client that sends its last call this way still gets its replies.
     pub async fn close_write(&mut self) -> Result<(), Error> {
