@@ -7,7 +7,9 @@
 //!
 //! The raw echo is tokio-util's `LengthDelimitedCodec` with no correlation at all: the server
 //! decodes every frame a read brought and writes all the echoes in one `write_all`; the client
-//! keeps the same number in flight and flushes once per batch of replies. Each workload also
+//! keeps the same number in flight and flushes once per batch of replies. `server_alone` runs
+//! that same plain client with packets (`PacketCodec`) against a `PacketConnection` server,
+//! to tell what the server costs from what the client side costs. Each workload also
 //! runs through tarpc (bincode over the same kind of socket), the target being to be ahead
 //! of it.
 //!
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::{FutureExt, SinkExt, StreamExt, poll};
-use strata::packetstream::{Config, PacketConnection};
+use strata::packetstream::{Config, Packet, PacketCodec, PacketConnection};
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -123,6 +125,49 @@ async fn run_window<F: Future<Output = ()>>(n: u64, window: u64, call: impl Fn(u
     }
 }
 
+/// The packetstream server alone: a client as plain as the raw one (packets through
+/// `PacketCodec`, no correlation, tags counted up) against a `PacketConnection` server.
+struct CodecClient {
+    replies: FramedRead<ReadHalf<Box<dyn Io>>, PacketCodec>,
+    requests: FramedWrite<WriteHalf<Box<dyn Io>>, PacketCodec>,
+    tag: u64,
+}
+
+impl CodecClient {
+    /// Like [`RawClient::run`], with packets.
+    async fn run(&mut self, n: u64, window: u64, payload: &Bytes) {
+        let first = n.min(window);
+        for _ in 0..first {
+            self.send(payload).await;
+        }
+        SinkExt::<Packet>::flush(&mut self.requests).await.unwrap();
+        let (mut sent, mut got) = (first, 0);
+        while got < n {
+            let mut batch = 0;
+            let reply = self.replies.next().await.unwrap().unwrap();
+            assert!(reply.ok() == Some(true) && reply.payload().len() == payload.len());
+            batch += 1;
+            while let Some(Some(reply)) = self.replies.next().now_or_never() {
+                let reply = reply.unwrap();
+                assert!(reply.ok() == Some(true) && reply.payload().len() == payload.len());
+                batch += 1;
+            }
+            got += batch;
+            for _ in 0..batch.min(n - sent) {
+                self.send(payload).await;
+                sent += 1;
+            }
+            SinkExt::<Packet>::flush(&mut self.requests).await.unwrap();
+        }
+    }
+
+    async fn send(&mut self, payload: &Bytes) {
+        self.tag += 1;
+        let request = Packet::request(0, self.tag, 0, 1, payload.clone()).unwrap();
+        self.requests.feed(request).await.unwrap();
+    }
+}
+
 /// `n` echo requests of `payload` through packetstream, `window` in flight.
 async fn packet_run(client: &PacketConnection, n: u64, window: u64, payload: &Bytes) {
     run_window(n, window, |i| {
@@ -217,6 +262,23 @@ fn bench(c: &mut Criterion) {
             );
             (PacketConnection::new(client, config), server)
         });
+        // The server's handle lives as long as the workloads: dropping it would close it.
+        let (codec_client, _alone_server) = rt.block_on(async {
+            let (client, server) = socket_pair(kind).await;
+            let server = PacketConnection::with_handler(
+                server,
+                Config::default(),
+                |_, flags, payload: Bytes| async move { Ok::<_, Infallible>((flags, payload)) },
+            );
+            let (read, write) = tokio::io::split(client);
+            let client = CodecClient {
+                replies: FramedRead::new(read, PacketCodec::default()),
+                requests: FramedWrite::new(write, PacketCodec::default()),
+                tag: 1,
+            };
+            (client, server)
+        });
+        let mut codec_client = Some(codec_client);
         let tarpc = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             tokio::spawn(tarpc_serve(server));
@@ -246,6 +308,21 @@ fn bench(c: &mut Criterion) {
                         }))
                         .unwrap();
                     raw = Some(client);
+                    elapsed
+                })
+            });
+            group.bench_function(BenchmarkId::from_parameter("server_alone"), |b| {
+                b.iter_custom(|iters| {
+                    let mut client = codec_client.take().expect("the codec client is back");
+                    let payload = payload.clone();
+                    let (client, elapsed) = rt
+                        .block_on(rt.spawn(async move {
+                            let started = Instant::now();
+                            client.run(iters, window, &payload).await;
+                            (client, started.elapsed())
+                        }))
+                        .unwrap();
+                    codec_client = Some(client);
                     elapsed
                 })
             });

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use kernel_flows::Unanswered;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::driver::{Command, Driver, Handler};
+use crate::driver::{Command, Driver};
+use crate::handler::{Handler, HandlerFn, NoHandler};
 use crate::shared::{Shared, Stats};
 use crate::{Config, Ended, Error, Packet, Reply, Response};
 
@@ -74,7 +74,7 @@ impl PacketConnection {
     where
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
-        PacketConnection::start(io, config, None)
+        PacketConnection::start::<T, NoHandler>(io, config, None)
     }
 
     /// A connection that also serves the peer's requests with `handler`.
@@ -92,20 +92,16 @@ impl PacketConnection {
         T: AsyncRead + AsyncWrite + Send + 'static,
         F: Fn(u64, u64, Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
-        R: Into<Reply>,
-        E: fmt::Display,
+        R: Into<Reply> + 'static,
+        E: fmt::Display + 'static,
     {
-        let handler: Handler = Arc::new(move |rq_type, flags, payload| {
-            handler(rq_type, flags, payload)
-                .map(|result| result.map(Into::into).map_err(|e| e.to_string()))
-                .boxed()
-        });
-        PacketConnection::start(io, config, Some(handler))
+        PacketConnection::start(io, config, Some(HandlerFn(handler)))
     }
 
-    fn start<T>(io: T, config: Config, handler: Option<Handler>) -> PacketConnection
+    fn start<T, H>(io: T, config: Config, handler: Option<H>) -> PacketConnection
     where
         T: AsyncRead + AsyncWrite + Send + 'static,
+        H: Handler,
     {
         let shared = Arc::new(Shared::new(config));
         let (commands, rx) = mpsc::unbounded_channel();

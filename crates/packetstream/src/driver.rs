@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures_util::future::CatchUnwind;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
@@ -27,16 +27,11 @@ use tokio_util::codec::{Decoder, Encoder};
 use tracing::{debug, trace, warn};
 
 use crate::codec::Frame;
+use crate::handler::Handler;
 use crate::reply::Reply;
 use crate::session::{Incoming, Request, Session};
 use crate::shared::{Shared, Stats};
 use crate::{Ended, Error, Packet, PacketCodec, Response};
-
-/// What a handler's future resolves to: its reply, or the text of its error.
-pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, String>> + Send>>;
-
-/// A request handler, type-erased.
-pub(crate) type Handler = Arc<dyn Fn(u64, u64, Bytes) -> HandlerFuture + Send + Sync>;
 
 /// What the handles ask of the driver.
 #[derive(Debug)]
@@ -56,22 +51,43 @@ const READ_CHUNK: usize = 16 * 1024;
 /// before every read would cost one per read.
 const READ_LOW: usize = 1024;
 
+/// A handler call pinned in place. The boxes are reused from call to call: a call costs
+/// no allocation.
+type Slot<F> = Pin<Box<Option<CatchUnwind<AssertUnwindSafe<F>>>>>;
+
 /// A handler at work on one request.
-struct Running {
+struct Running<F> {
     channel: u64,
     tag: u64,
-    future: CatchUnwind<AssertUnwindSafe<HandlerFuture>>,
+    /// `Some` until the call finishes; then the empty slot goes back to the driver.
+    slot: Option<Slot<F>>,
 }
 
 type Outcome = Result<Result<Reply, String>, Box<dyn Any + Send>>;
 
-impl Future for Running {
-    type Output = (u64, u64, Outcome);
+impl<F: Future<Output = Result<Reply, String>>> Future for Running<F> {
+    type Output = (u64, u64, Outcome, Slot<F>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let outcome = ready!(self.future.poll_unpin(cx));
-        Poll::Ready((self.channel, self.tag, outcome))
+        let slot = self.slot.as_mut().expect("polled after it finished");
+        let outcome = ready!(poll_slot(slot, cx));
+        let slot = self.slot.take().expect("checked above");
+        Poll::Ready((self.channel, self.tag, outcome, slot))
     }
+}
+
+/// Polls the call in `slot`, and empties the slot once it has finished.
+fn poll_slot<F: Future<Output = Result<Reply, String>>>(
+    slot: &mut Slot<F>,
+    cx: &mut Context<'_>,
+) -> Poll<Outcome> {
+    let Some(future) = slot.as_mut().as_pin_mut() else {
+        // Never: a slot is filled before it is polled.
+        return Poll::Ready(Ok(Err("handler slot empty".into())));
+    };
+    let outcome = ready!(future.poll(cx));
+    slot.set(None);
+    Poll::Ready(outcome)
 }
 
 /// Where the connection is in its life.
@@ -87,7 +103,7 @@ enum Phase {
     Shutdown,
 }
 
-pub(crate) struct Driver<T> {
+pub(crate) struct Driver<T, H: Handler> {
     io: Pin<Box<T>>,
     codec: PacketCodec,
     read_buf: BytesMut,
@@ -95,9 +111,11 @@ pub(crate) struct Driver<T> {
     commands: mpsc::UnboundedReceiver<Command>,
     commands_open: bool,
     session: Session,
-    handler: Option<Handler>,
+    handler: Option<H>,
     queue: VecDeque<Request>,
-    running: FuturesUnordered<Running>,
+    running: FuturesUnordered<Running<H::Future>>,
+    /// Empty slots for handler calls, at most `max_handlers`.
+    slots: Vec<Slot<H::Future>>,
     shared: Arc<Shared>,
     reading: bool,
     phase: Phase,
@@ -119,13 +137,13 @@ pub(crate) struct Driver<T> {
     read_yielded: bool,
 }
 
-impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
+impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     pub fn new(
         io: T,
         shared: Arc<Shared>,
         commands: mpsc::UnboundedReceiver<Command>,
-        handler: Option<Handler>,
-    ) -> Driver<T> {
+        handler: Option<H>,
+    ) -> Driver<T, H> {
         let config = &shared.config;
         Driver {
             io: Box::pin(io),
@@ -138,6 +156,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
             handler,
             queue: VecDeque::new(),
             running: FuturesUnordered::new(),
+            slots: Vec::new(),
             reading: true,
             phase: Phase::Open,
             erq_sent: false,
@@ -266,8 +285,11 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
 
     fn poll_handlers(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
-        while let Poll::Ready(Some((channel, tag, outcome))) = self.running.poll_next_unpin(cx) {
+        while let Poll::Ready(Some((channel, tag, outcome, slot))) =
+            self.running.poll_next_unpin(cx)
+        {
             progress = true;
+            self.slots.push(slot);
             self.answer_request(channel, tag, outcome);
         }
         progress
@@ -285,14 +307,19 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Driver<T> {
                 break;
             };
             progress = true;
-            let mut future =
-                AssertUnwindSafe(handler(rq.rq_type, rq.flags, rq.payload)).catch_unwind();
-            match future.poll_unpin(cx) {
-                Poll::Ready(outcome) => self.answer_request(rq.channel, rq.tag, outcome),
+            let call = AssertUnwindSafe(handler.call(rq.rq_type, rq.flags, rq.payload));
+            let mut slot = self.slots.pop().unwrap_or_else(|| Box::pin(None));
+            slot.set(Some(call.catch_unwind()));
+            // Most handlers finish on their first poll: those are answered at once.
+            match poll_slot(&mut slot, cx) {
+                Poll::Ready(outcome) => {
+                    self.slots.push(slot);
+                    self.answer_request(rq.channel, rq.tag, outcome);
+                }
                 Poll::Pending => self.running.push(Running {
                     channel: rq.channel,
                     tag: rq.tag,
-                    future,
+                    slot: Some(slot),
                 }),
             }
         }

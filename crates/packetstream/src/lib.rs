@@ -6,6 +6,7 @@ mod config;
 mod connection;
 mod driver;
 mod error;
+mod handler;
 mod packet;
 mod reply;
 mod session;

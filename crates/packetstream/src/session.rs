@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 
 use crate::Packet;
 
@@ -42,8 +43,9 @@ pub(crate) struct Session {
     serving: bool,
     channels: bool,
     requests_allowed: bool,
-    /// The peer's requests accepted and not yet answered, by (channel, tag).
-    in_flight: HashSet<(u64, u64)>,
+    /// The peer's requests accepted and not yet answered, by (channel, tag). The peer picks
+    /// the tags, so the hash is seeded (foldhash's random state), not a fixed function.
+    in_flight: HashSet<(u64, u64), RandomState>,
 }
 
 impl Session {
@@ -53,7 +55,7 @@ impl Session {
             serving,
             channels,
             requests_allowed: true,
-            in_flight: HashSet::new(),
+            in_flight: HashSet::default(),
         }
     }
 

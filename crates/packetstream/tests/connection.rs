@@ -44,6 +44,10 @@ async fn table(rq: u64, flags: u64, payload: Bytes) -> Result<Reply, String> {
             Ok((flags, payload).into())
         }
         7 => panic!("a handler that panics"),
+        10 => {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            panic!("a handler that panics after it waited")
+        }
         8 => Ok(u64::MAX.into()),
         _ => Err(format!("no handler for rq_type {rq}")),
     }
@@ -195,6 +199,36 @@ async fn four_handlers_at_most_and_replies_in_completion_order() {
     rest.sort_unstable();
     assert_eq!(rest, (6..14).collect::<Vec<_>>());
     assert_eq!(peak.load(Ordering::SeqCst), 4);
+}
+
+/// Handlers that finish at once, that wait, and that panic after waiting, interleaved: each
+/// call gets its own answer, and a panic in one leaves the next calls intact.
+#[tokio::test]
+async fn handlers_that_wait_then_panic_leave_the_others_intact() {
+    let (client, server) = pair(Config::default(), Config::default());
+    let handler_calls = (0..40u64).map(|i| {
+        let client = client.clone();
+        async move {
+            let got = match i % 4 {
+                0 => client.request(0, i, "now").await,
+                1 => client.request(6, i, "5").await,
+                2 => client.request(9, i, "").await,
+                _ => client.request(10, i, "3").await,
+            };
+            (i, got.unwrap())
+        }
+    });
+    for (i, got) in futures_util::future::join_all(handler_calls).await {
+        let expected = match i % 4 {
+            0 => resp(true, i, b"now"),
+            1 => resp(true, i, b"5"),
+            _ => resp(false, 0, b"exception during handler"),
+        };
+        assert_eq!(got, expected, "request {i}");
+    }
+    assert_eq!(server.stats().requests_served, 40);
+    client.close().await.unwrap();
+    server.closed().await.unwrap();
 }
 
 #[tokio::test]
