@@ -20,6 +20,16 @@ enum State {
     },
 }
 
+/// What a fragment header led to.
+enum Begun {
+    /// The whole record, taken in one step (its header and payload are consumed).
+    Record(Record),
+    /// Read the fragment's payload.
+    Payload,
+    /// Decided at the header (only the header is consumed).
+    Decided(Result<Option<Record>, Error>),
+}
+
 /// Decodes records from a byte buffer, asking an [`Admission`] rule at each fragment header.
 ///
 /// - **Accept** reassembles the record. A record that comes as one fragment is handed out as
@@ -29,6 +39,9 @@ enum State {
 /// - **Deny** is reported at once; **Drop** when the record ends. Both discard the payload
 ///   as it arrives, buffering none of it, so a record of any length streams through.
 /// - **Reject** keeps only the xid, gathered across fragments however short they are.
+///
+/// A record of one fragment that is already buffered whole (the usual case) is decided and
+/// taken in one step; anything else goes fragment by fragment. Both ways decide alike.
 ///
 /// Empty fragments, last or not, and empty records are accepted (an empty record is handed
 /// over as an empty [`Record::Accept`]): peers disagree on these (spec §1.3), and reading
@@ -108,9 +121,15 @@ impl RecordDecoder {
                 }
                 let mark = Mark::from_bytes([src[0], src[1], src[2], src[3]]);
                 at = 4;
-                match self.begin_fragment(mark, admission) {
-                    Ok(None) => {}
-                    done => {
+                let begun = if self.fragments == 0 && mark.is_last() {
+                    self.begin_record(mark, src, admission)
+                } else {
+                    self.begin_fragment(mark, admission)
+                };
+                match begun {
+                    Begun::Record(record) => return Ok(Some(record)),
+                    Begun::Payload => {}
+                    Begun::Decided(done) => {
                         src.advance(4);
                         return done;
                     }
@@ -188,35 +207,92 @@ impl RecordDecoder {
         self.parts.len() + self.xid_len
     }
 
-    /// Takes a fragment header: counts it, asks the rule while it is `Accept`, checks the
-    /// limits. Returns `Deny` the moment it is decided.
-    fn begin_fragment(
+    /// The header of a record that is one fragment (the commonest case): when the whole
+    /// fragment is buffered, the rule is asked and the record taken in one step, without
+    /// going through the fragment-by-fragment states.
+    fn begin_record(
         &mut self,
         mark: Mark,
+        src: &mut BytesMut,
         admission: &mut impl Admission,
-    ) -> Result<Option<Record>, Error> {
+    ) -> Begun {
+        let len = mark.len() as usize;
+        if src.len() - 4 < len || self.max_fragments == 0 {
+            return self.begin_fragment(mark, admission);
+        }
+        let fragment = Fragment {
+            len: mark.len(),
+            last: true,
+            index: 0,
+            so_far: u64::from(mark.len()),
+        };
+        let rule = admission.admit(&fragment);
+        let record = match rule {
+            Rule::Accept if len <= self.max_record => {
+                src.advance(4);
+                self.wanted = 4;
+                return Begun::Record(Record::Accept(src.split_to(len).freeze()));
+            }
+            Rule::Drop => Record::Drop,
+            Rule::Deny => {
+                debug!(?rule, so_far = len, "record not accepted");
+                Record::Deny
+            }
+            Rule::Reject | Rule::RejectWith(_) if len >= 4 => {
+                let xid = Xid(u32::from_be_bytes([src[4], src[5], src[6], src[7]]));
+                match rule {
+                    Rule::RejectWith(error) => Record::RejectWith { xid, error },
+                    _ => Record::Reject { xid },
+                }
+            }
+            // Over the limit, or too short to reject: the fragment-by-fragment way says
+            // so, with the rule already asked.
+            rule => {
+                self.enter_fragment(mark);
+                return self.apply(mark, rule);
+            }
+        };
+        src.advance(4 + len);
+        self.wanted = 4;
+        Begun::Record(record)
+    }
+
+    /// Takes a fragment header: counts it, asks the rule while it is `Accept`, checks the
+    /// limits. Decides `Deny` the moment it is asked.
+    fn begin_fragment(&mut self, mark: Mark, admission: &mut impl Admission) -> Begun {
+        self.enter_fragment(mark);
+        if self.fragments > self.max_fragments {
+            warn!(max = self.max_fragments, "too many fragments in one record");
+            self.discard_rest();
+            return Begun::Decided(Err(Error::TooManyFragments {
+                max: self.max_fragments,
+            }));
+        }
+        if self.rule != Rule::Accept {
+            return Begun::Payload;
+        }
+        let rule = admission.admit(&Fragment {
+            len: mark.len(),
+            last: mark.is_last(),
+            index: self.fragments - 1,
+            so_far: self.so_far,
+        });
+        self.apply(mark, rule)
+    }
+
+    /// Counts the fragment `mark` announces, and starts on its payload.
+    fn enter_fragment(&mut self, mark: Mark) {
         self.fragments = self.fragments.saturating_add(1);
         self.so_far += u64::from(mark.len());
         self.state = State::Payload {
             remaining: mark.len(),
             last: mark.is_last(),
         };
-        if self.fragments > self.max_fragments {
-            warn!(max = self.max_fragments, "too many fragments in one record");
-            self.discard_rest();
-            return Err(Error::TooManyFragments {
-                max: self.max_fragments,
-            });
-        }
-        if self.rule != Rule::Accept {
-            return Ok(None);
-        }
-        self.rule = admission.admit(&Fragment {
-            len: mark.len(),
-            last: mark.is_last(),
-            index: self.fragments - 1,
-            so_far: self.so_far,
-        });
+    }
+
+    /// Takes the rule asked at the header `mark`, and checks the record's size.
+    fn apply(&mut self, mark: Mark, rule: Rule) -> Begun {
+        self.rule = rule;
         match self.rule {
             Rule::Accept => {
                 if self.so_far > self.max_record as u64 {
@@ -226,16 +302,16 @@ impl RecordDecoder {
                         "record too large"
                     );
                     self.discard_rest();
-                    return Err(Error::RecordTooLarge {
+                    return Begun::Decided(Err(Error::RecordTooLarge {
                         size: self.so_far,
                         max: self.max_record,
-                    });
+                    }));
                 }
                 if !(mark.is_last() && self.parts.is_empty()) {
                     // Checked against max_record just above.
                     self.parts.reserve(mark.len() as usize);
                 }
-                Ok(None)
+                Begun::Payload
             }
             rule => {
                 debug!(?rule, so_far = self.so_far, "record not accepted");
@@ -243,7 +319,11 @@ impl RecordDecoder {
                 if self.parts.capacity() > 0 {
                     self.parts = BytesMut::new();
                 }
-                Ok((rule == Rule::Deny).then_some(Record::Deny))
+                if rule == Rule::Deny {
+                    Begun::Decided(Ok(Some(Record::Deny)))
+                } else {
+                    Begun::Payload
+                }
             }
         }
     }

@@ -410,3 +410,60 @@ proptest! {
         }
     }
 }
+
+/// Every outcome of decoding `wire` handed over `step` bytes at a time, errors as text.
+fn outcomes(wire: &[u8], step: usize, config: &Config, salt: u64) -> Vec<String> {
+    let mut decoder = RecordDecoder::new(config);
+    // A rule that depends only on the header it sees (and the salt), so that both ways ask
+    // the same.
+    let mut rule = |f: &Fragment| match (f.so_far + u64::from(f.index) + salt) % 7 {
+        0 => Rule::Deny,
+        1 => Rule::Drop,
+        2 => Rule::Reject,
+        3 => Rule::RejectWith(ServerError::GarbageArgs),
+        _ => Rule::Accept,
+    };
+    let (mut src, mut seen) = (BytesMut::new(), Vec::new());
+    for piece in wire.chunks(step.max(1)) {
+        src.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut src, &mut rule) {
+                Ok(None) => break,
+                Ok(Some(record)) => seen.push(format!("{record:?}")),
+                Err(e) => seen.push(e.to_string()),
+            }
+        }
+    }
+    seen
+}
+
+proptest! {
+    /// Whole records in the buffer take the one-step path; the same bytes a byte at a time
+    /// take the fragment-by-fragment one. Both must decide alike, errors included.
+    #[test]
+    fn records_decode_alike_whole_or_a_byte_at_a_time(
+        records in proptest::collection::vec(
+            (proptest::collection::vec(any::<u8>(), 0..24), proptest::collection::vec(0usize..10, 0..4)),
+            0..12,
+        ),
+        salt in 0u64..7,
+    ) {
+        let mut wire = BytesMut::new();
+        for (payload, cuts) in &records {
+            // Fragment lengths from the cuts, the last taking what is left.
+            let mut lens = Vec::new();
+            let mut left = payload.len();
+            for &cut in cuts {
+                let len = cut.min(left);
+                lens.push(len);
+                left -= len;
+            }
+            lens.push(left);
+            wire.extend_from_slice(&fragments(payload, &lens));
+        }
+        let config = Config { max_record: 16, max_fragments: 3, ..Config::default() };
+        let whole = outcomes(&wire, wire.len(), &config, salt);
+        prop_assert_eq!(&whole, &outcomes(&wire, 1, &config, salt));
+        prop_assert_eq!(&whole, &outcomes(&wire, 5, &config, salt));
+    }
+}
