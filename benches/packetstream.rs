@@ -69,37 +69,92 @@ async fn raw_echo(mut io: Box<dyn Io>) {
     }
 }
 
-struct RawClient {
-    replies: FramedRead<ReadHalf<Box<dyn Io>>, LengthDelimitedCodec>,
-    requests: FramedWrite<WriteHalf<Box<dyn Io>>, LengthDelimitedCodec>,
+/// A client with no correlation at all, over either codec: it keeps `window` requests in
+/// flight and flushes once per batch of replies. Over `LengthDelimitedCodec` it is the raw
+/// echo's client; over `PacketCodec` (tags counted up) it measures the packetstream server
+/// alone.
+struct PlainClient<C: Decoder, I> {
+    replies: FramedRead<ReadHalf<Box<dyn Io>>, C>,
+    requests: FramedWrite<WriteHalf<Box<dyn Io>>, C>,
+    /// Makes the next request of a payload.
+    request: Box<dyn FnMut(&Bytes) -> I + Send>,
+    /// Whether a reply is the echo of a payload of this length.
+    echoes: fn(&C::Item, usize) -> bool,
 }
 
-impl RawClient {
-    /// `n` echo requests of `payload`, `window` in flight; flushes once per batch of replies.
+impl<C, I> PlainClient<C, I>
+where
+    C: Decoder<Error: std::fmt::Debug> + Encoder<I, Error: std::fmt::Debug>,
+{
+    fn new(
+        io: Box<dyn Io>,
+        codec: C,
+        request: impl FnMut(&Bytes) -> I + Send + 'static,
+        echoes: fn(&C::Item, usize) -> bool,
+    ) -> Self
+    where
+        C: Clone,
+    {
+        let (read, write) = tokio::io::split(io);
+        PlainClient {
+            replies: FramedRead::new(read, codec.clone()),
+            requests: FramedWrite::new(write, codec),
+            request: Box::new(request),
+            echoes,
+        }
+    }
+
+    /// `n` echo requests of `payload`, `window` in flight.
     async fn run(&mut self, n: u64, window: u64, payload: &Bytes) {
         let first = n.min(window);
         for _ in 0..first {
-            self.requests.feed(payload.clone()).await.unwrap();
+            self.requests.feed((self.request)(payload)).await.unwrap();
         }
-        SinkExt::<Bytes>::flush(&mut self.requests).await.unwrap();
+        self.requests.flush().await.unwrap();
         let (mut sent, mut got) = (first, 0);
         while got < n {
             let mut batch = 0;
             let reply = self.replies.next().await.unwrap().unwrap();
-            assert_eq!(reply.len(), payload.len());
+            assert!((self.echoes)(&reply, payload.len()));
             batch += 1;
             while let Some(Some(reply)) = self.replies.next().now_or_never() {
-                assert_eq!(reply.unwrap().len(), payload.len());
+                assert!((self.echoes)(&reply.unwrap(), payload.len()));
                 batch += 1;
             }
             got += batch;
             for _ in 0..batch.min(n - sent) {
-                self.requests.feed(payload.clone()).await.unwrap();
+                self.requests.feed((self.request)(payload)).await.unwrap();
                 sent += 1;
             }
-            SinkExt::<Bytes>::flush(&mut self.requests).await.unwrap();
+            self.requests.flush().await.unwrap();
         }
     }
+}
+
+/// Times one run of a plain client taken out of `slot`, in a spawned task, and puts it back.
+fn time_plain<C, I>(
+    rt: &Runtime,
+    slot: &mut Option<PlainClient<C, I>>,
+    iters: u64,
+    window: u64,
+    payload: &Bytes,
+) -> Duration
+where
+    C: Decoder<Error: std::fmt::Debug> + Encoder<I, Error: std::fmt::Debug> + Send + 'static,
+    C::Item: Send,
+    I: Send + 'static,
+{
+    let mut client = slot.take().expect("the plain client is back");
+    let payload = payload.clone();
+    let (client, elapsed) = rt
+        .block_on(rt.spawn(async move {
+            let started = Instant::now();
+            client.run(iters, window, &payload).await;
+            (client, started.elapsed())
+        }))
+        .unwrap();
+    *slot = Some(client);
+    elapsed
 }
 
 /// Runs `n` requests made by `call`, `window` in flight, answers taken in the order they
@@ -122,49 +177,6 @@ async fn run_window<F: Future<Output = ()>>(n: u64, window: u64, call: impl Fn(u
     }
     for request in in_flight {
         request.await;
-    }
-}
-
-/// The packetstream server alone: a client as plain as the raw one (packets through
-/// `PacketCodec`, no correlation, tags counted up) against a `PacketConnection` server.
-struct CodecClient {
-    replies: FramedRead<ReadHalf<Box<dyn Io>>, PacketCodec>,
-    requests: FramedWrite<WriteHalf<Box<dyn Io>>, PacketCodec>,
-    tag: u64,
-}
-
-impl CodecClient {
-    /// Like [`RawClient::run`], with packets.
-    async fn run(&mut self, n: u64, window: u64, payload: &Bytes) {
-        let first = n.min(window);
-        for _ in 0..first {
-            self.send(payload).await;
-        }
-        SinkExt::<Packet>::flush(&mut self.requests).await.unwrap();
-        let (mut sent, mut got) = (first, 0);
-        while got < n {
-            let mut batch = 0;
-            let reply = self.replies.next().await.unwrap().unwrap();
-            assert!(reply.ok() == Some(true) && reply.payload().len() == payload.len());
-            batch += 1;
-            while let Some(Some(reply)) = self.replies.next().now_or_never() {
-                let reply = reply.unwrap();
-                assert!(reply.ok() == Some(true) && reply.payload().len() == payload.len());
-                batch += 1;
-            }
-            got += batch;
-            for _ in 0..batch.min(n - sent) {
-                self.send(payload).await;
-                sent += 1;
-            }
-            SinkExt::<Packet>::flush(&mut self.requests).await.unwrap();
-        }
-    }
-
-    async fn send(&mut self, payload: &Bytes) {
-        self.tag += 1;
-        let request = Packet::request(0, self.tag, 0, 1, payload.clone()).unwrap();
-        self.requests.feed(request).await.unwrap();
     }
 }
 
@@ -246,11 +258,12 @@ fn bench(c: &mut Criterion) {
         let mut raw = Some(rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             tokio::spawn(raw_echo(server));
-            let (read, write) = tokio::io::split(client);
-            RawClient {
-                replies: FramedRead::new(read, LengthDelimitedCodec::new()),
-                requests: FramedWrite::new(write, LengthDelimitedCodec::new()),
-            }
+            PlainClient::new(
+                client,
+                LengthDelimitedCodec::new(),
+                Bytes::clone,
+                |reply: &BytesMut, len| reply.len() == len,
+            )
         }));
         let packet = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
@@ -263,22 +276,26 @@ fn bench(c: &mut Criterion) {
             (PacketConnection::new(client, config), server)
         });
         // The server's handle lives as long as the workloads: dropping it would close it.
-        let (codec_client, _alone_server) = rt.block_on(async {
+        let (plain_packets, _alone_server) = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             let server = PacketConnection::with_handler(
                 server,
                 Config::default(),
                 |_, flags, payload: Bytes| async move { Ok::<_, Infallible>((flags, payload)) },
             );
-            let (read, write) = tokio::io::split(client);
-            let client = CodecClient {
-                replies: FramedRead::new(read, PacketCodec::default()),
-                requests: FramedWrite::new(write, PacketCodec::default()),
-                tag: 1,
-            };
+            let mut tag = 1;
+            let client = PlainClient::new(
+                client,
+                PacketCodec::default(),
+                move |payload: &Bytes| {
+                    tag += 1;
+                    Packet::request(0, tag, 0, 1, payload.clone()).unwrap()
+                },
+                |reply: &Packet, len| reply.ok() == Some(true) && reply.payload().len() == len,
+            );
             (client, server)
         });
-        let mut codec_client = Some(codec_client);
+        let mut plain_packets = Some(plain_packets);
         let tarpc = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             tokio::spawn(tarpc_serve(server));
@@ -297,34 +314,10 @@ fn bench(c: &mut Criterion) {
             // Both clients run in a spawned task, as a user's code would, not on the bench
             // thread: the socket and the task then share the runtime's worker threads.
             group.bench_function(BenchmarkId::from_parameter("raw_echo"), |b| {
-                b.iter_custom(|iters| {
-                    let mut client = raw.take().expect("the raw client is back");
-                    let payload = payload.clone();
-                    let (client, elapsed) = rt
-                        .block_on(rt.spawn(async move {
-                            let started = Instant::now();
-                            client.run(iters, window, &payload).await;
-                            (client, started.elapsed())
-                        }))
-                        .unwrap();
-                    raw = Some(client);
-                    elapsed
-                })
+                b.iter_custom(|iters| time_plain(&rt, &mut raw, iters, window, &payload))
             });
             group.bench_function(BenchmarkId::from_parameter("server_alone"), |b| {
-                b.iter_custom(|iters| {
-                    let mut client = codec_client.take().expect("the codec client is back");
-                    let payload = payload.clone();
-                    let (client, elapsed) = rt
-                        .block_on(rt.spawn(async move {
-                            let started = Instant::now();
-                            client.run(iters, window, &payload).await;
-                            (client, started.elapsed())
-                        }))
-                        .unwrap();
-                    codec_client = Some(client);
-                    elapsed
-                })
+                b.iter_custom(|iters| time_plain(&rt, &mut plain_packets, iters, window, &payload))
             });
             group.bench_function(BenchmarkId::from_parameter("packetstream"), |b| {
                 b.iter_custom(|iters| {
