@@ -40,6 +40,16 @@ impl Encoding {
 /// `bAAE` to `bAAH` are hio's "sure" codes: no acknowledgement exists behind them, so they
 /// read exactly as `bAAA` to `bAAD`. The reserved ack codes `bAAI` and `bAAJ` (on which hio's
 /// receiver crashes) and every other code are errors here.
+///
+/// ```
+/// use memogram::{Code, Encoding};
+///
+/// let code = Code::read(Encoding::Base2, &[0x6c, 0x00, 0x02])?;
+/// assert_eq!(code, Code::AuthZero);
+/// assert_eq!((code.later(), code.overhead(Encoding::Base64)), (Code::AuthLater, 164));
+/// assert!(Code::read(Encoding::Base64, b"bAAI").is_err());
+/// # Ok::<(), memogram::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     /// `bAAA`: first gram, unsigned.

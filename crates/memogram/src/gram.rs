@@ -10,8 +10,8 @@ use crate::{Code, Encoding, Error, Mid, Signature, Vid, int24};
 ///
 /// A `Gram` exists only once every field has been read: the code is one of `bAAA` to
 /// `bAAH`, the datagram is long enough for its code, the vid and signature are well formed.
-/// Whether the signature verifies is a separate question ([`Signer::verify`](crate::verify)),
-/// because a later gram's signer is named only by the memo's first gram.
+/// Whether the signature verifies is a separate question ([`verify`](crate::verify)), because
+/// a later gram's signer is named only by the memo's first gram.
 ///
 /// ```
 /// use bytes::Bytes;

@@ -41,7 +41,9 @@ enum Begun {
 /// - **Reject** keeps only the xid, gathered across fragments however short they are.
 ///
 /// A record of one fragment that is already buffered whole (the usual case) is decided and
-/// taken in one step; anything else goes fragment by fragment. Both ways decide alike.
+/// taken in one step; anything else goes fragment by fragment. Both ways decide alike. Every
+/// record comes back to the caller as a [`Record`] saying what became of it, so nothing is
+/// discarded unseen; denials and the limits hit are traced as well.
 ///
 /// Empty fragments, last or not, and empty records are accepted (an empty record is handed
 /// over as an empty [`Record::Accept`]): peers disagree on these (spec §1.3), and reading
