@@ -55,4 +55,47 @@ pub enum Error {
         /// The limit that applied.
         max: u64,
     },
+    /// A memo has more grams than the limit.
+    #[error("too many grams: a count of {count}, the limit is {max}")]
+    TooManyGrams {
+        /// The count gram 0 gave.
+        count: u32,
+        /// The limit that applied ([`Config::max_gram_count`](crate::Config::max_gram_count)).
+        max: u32,
+    },
+    /// A gram numbered at or past its memo's gram count (hio dies on these), or a later gram
+    /// numbered 0.
+    #[error(
+        "gram number {number} out of range: the memo has {count} grams, later grams count from 1"
+    )]
+    GramNumber {
+        /// The gram's number.
+        number: u32,
+        /// The memo's gram count (0 when not known yet).
+        count: u32,
+    },
+    /// An unsigned gram where only signed ones are accepted.
+    #[error("unsigned gram refused: {why}")]
+    Unsigned {
+        /// Why a signature was required.
+        why: &'static str,
+    },
+    /// A signed gram whose vid names no key this receiver holds.
+    #[error("unknown signer {vid}: D and E vids need their key in the key store")]
+    UnknownVid {
+        /// The vid.
+        vid: crate::Vid,
+    },
+    /// A signed memo from a vid that is not on the allow-list.
+    #[error("signer {vid} is not on the allow-list")]
+    NotAllowed {
+        /// The vid.
+        vid: crate::Vid,
+    },
+    /// A memo asked for as text is not UTF-8 (hio dies on these).
+    #[error("memo is not UTF-8: invalid bytes at offset {valid_up_to}")]
+    NotText {
+        /// How many bytes from the start are valid UTF-8.
+        valid_up_to: usize,
+    },
 }

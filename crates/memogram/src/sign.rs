@@ -30,6 +30,13 @@ impl Signer {
         Signer { key, vid }
     }
 
+    /// The same key, named by a vid of `code` instead: `D` (the key, which receivers must
+    /// hold in their [`Keys`](crate::Keys)) or `E` (its Blake3-256 digest, likewise).
+    pub fn named(self, code: VidCode) -> Signer {
+        let vid = Vid::of_key(code, &self.key.verifying_key().to_bytes());
+        Signer { vid, ..self }
+    }
+
     /// Its vid.
     pub fn vid(&self) -> Vid {
         self.vid

@@ -154,3 +154,30 @@ fn the_vid_of_the_vectors_reads_in_both_forms() {
     assert_eq!(Vid::from_qb64(vid.to_qb64().as_bytes()).unwrap(), vid);
     assert_eq!(Vid::from_qb2(&vid.to_qb2()).unwrap(), vid);
 }
+
+#[test]
+fn every_vector_reassembles_in_order_and_reversed() {
+    let (mid, signer, vectors) = each();
+    let now = std::time::Instant::now();
+    for v in &vectors {
+        let mut reversed: Vec<Bytes> = v
+            .grams
+            .iter()
+            .rev()
+            .map(|g| Bytes::from(g.clone()))
+            .collect();
+        let in_order: Vec<Bytes> = reversed.iter().rev().cloned().collect();
+        for grams in [in_order, std::mem::take(&mut reversed)] {
+            let mut reassembly = memogram::Reassembly::new(Config::default());
+            let mut memos = Vec::new();
+            for gram in grams {
+                memos.extend(reassembly.receive(gram, "hio", now).unwrap());
+            }
+            assert_eq!(memos.len(), 1, "{}", v.name);
+            assert_eq!(memos[0].text().unwrap(), v.memo, "{}", v.name);
+            assert_eq!(memos[0].mid(), mid);
+            assert_eq!(memos[0].vid(), v.signed.then(|| signer.vid()), "{}", v.name);
+            assert_eq!(reassembly.pending().memos, 0);
+        }
+    }
+}

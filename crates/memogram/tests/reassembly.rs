@@ -1,0 +1,400 @@
+//! Reassembly: hio's rules (spec §2.1 to §2.3), and the bounds, timeouts and checks hio lacks.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use memogram::{
+    Config, Encoding, Error, GRAM_COST, Keys, MEMO_COST, Memo, Mid, Reassembly, Seed, Shape,
+    Signer, VidCode, segment,
+};
+use proptest::prelude::*;
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// A text gram made by hand: `code`, a neck of `neck`, the mid, the body.
+fn handmade(code: &str, neck: u32, mid: Mid, body: &[u8]) -> Bytes {
+    let mut gram = code.as_bytes().to_vec();
+    gram.extend((0..4).rev().map(|i| B64[(neck >> (6 * i)) as usize & 63]));
+    gram.extend_from_slice(mid.to_qb64().as_bytes());
+    gram.extend_from_slice(body);
+    Bytes::from(gram)
+}
+
+fn cut(memo: &[u8], size: usize, signer: Option<&Signer>) -> (Mid, Vec<Bytes>) {
+    let mid = Mid::fresh();
+    let shape = Shape {
+        size,
+        encoding: Encoding::Base64,
+    };
+    let grams = segment(memo, mid, &shape, signer, &Config::default()).unwrap();
+    (mid, grams)
+}
+
+fn signer(n: u8) -> Signer {
+    Signer::from_seed(&Seed::new([n; 32]))
+}
+
+/// Feeds `grams` from `source` at `now`, and returns the memos handed out; errors panic.
+fn feed(
+    r: &mut Reassembly<&'static str>,
+    grams: &[Bytes],
+    now: Instant,
+) -> Vec<Memo<&'static str>> {
+    grams
+        .iter()
+        .filter_map(|g| r.receive(g.clone(), "a", now).unwrap())
+        .collect()
+}
+
+#[test]
+fn duplicates_are_ignored_and_the_first_copy_wins() {
+    let (mid, grams) = cut(b"one two three four five six", 36, None);
+    assert!(grams.len() >= 3);
+    let now = Instant::now();
+    let mut r = Reassembly::new(Config::default());
+    // A forged copy of gram 1 comes first, then the real one: the forged one is kept.
+    let forged = handmade("bAAB", 1, mid, b"XXXX");
+    assert_eq!(r.receive(forged, "a", now).unwrap(), None);
+    let mut memos = Vec::new();
+    for gram in grams.iter().chain(&grams) {
+        memos.extend(r.receive(gram.clone(), "a", now).unwrap());
+    }
+    assert_eq!(
+        memos.len(),
+        2,
+        "whole once, then again from the second copies"
+    );
+    assert!(memos[0].body().starts_with(b"one"));
+    assert!(memos[0].text().unwrap().contains("XXXX"));
+    assert_eq!(memos[1].text().unwrap(), "one two three four five six");
+    assert!(r.stats().duplicates >= 1);
+}
+
+#[test]
+fn a_replayed_memo_is_handed_out_again_as_hio_does() {
+    let (_, grams) = cut(b"replay me please, twice", 36, None);
+    let mut r = Reassembly::new(Config::default());
+    let now = Instant::now();
+    assert_eq!(feed(&mut r, &grams, now).len(), 1);
+    assert_eq!(feed(&mut r, &grams, now).len(), 1);
+    assert_eq!(r.stats().memos, 2);
+}
+
+#[test]
+fn the_same_mid_from_two_sources_is_two_memos() {
+    let (_, grams) = cut(b"from here and from there", 36, None);
+    let mut r = Reassembly::new(Config::default());
+    let now = Instant::now();
+    for gram in &grams[1..] {
+        assert_eq!(r.receive(gram.clone(), "a", now).unwrap(), None);
+        assert_eq!(r.receive(gram.clone(), "b", now).unwrap(), None);
+    }
+    assert_eq!(r.pending().memos, 2);
+    let a = r.receive(grams[0].clone(), "a", now).unwrap().unwrap();
+    assert_eq!((*a.source(), r.pending().memos), ("a", 1));
+}
+
+#[test]
+fn signed_later_grams_that_come_first_are_held_and_checked() {
+    let signer = signer(1);
+    let (_, grams) = cut(&[0x42; 500], 200, Some(&signer));
+    assert!(grams.len() >= 4);
+    let mut r = Reassembly::new(Config::default());
+    let now = Instant::now();
+    // Gram 2 comes first, tampered; gram 1 comes first, intact; then gram 0 and the rest.
+    let mut bad = grams[2].to_vec();
+    bad[100] ^= 1;
+    assert_eq!(r.receive(Bytes::from(bad), "a", now).unwrap(), None);
+    assert_eq!(r.receive(grams[1].clone(), "a", now).unwrap(), None);
+    assert_eq!(r.receive(grams[0].clone(), "a", now).unwrap(), None);
+    assert_eq!(
+        r.stats().rejected,
+        1,
+        "the tampered held gram is refused once gram 0 is in"
+    );
+    let memos = feed(&mut r, &grams[2..], now);
+    assert_eq!(memos.len(), 1);
+    assert_eq!(&memos[0].body()[..], &[0x42; 500][..]);
+    assert_eq!(memos[0].vid(), Some(signer.vid()));
+}
+
+#[test]
+fn signed_and_unsigned_grams_do_not_mix() {
+    let signer = signer(1);
+    let (mid, grams) = cut(&[7; 400], 200, Some(&signer));
+    let now = Instant::now();
+    let mut r = Reassembly::new(Config::default());
+    r.receive(grams[0].clone(), "a", now).unwrap();
+    // hio takes an unsigned later gram into a signed memo; here it is refused.
+    let unsigned = handmade("bAAB", 1, mid, &[7; 40]);
+    assert!(matches!(
+        r.receive(unsigned, "a", now),
+        Err(Error::Unsigned { .. })
+    ));
+    // An unsigned first gram, then a signed later gram: no vid to check it by (hio drops it).
+    let (mid, plain) = cut(&[7; 100], 40, None);
+    r.receive(plain[0].clone(), "b", now).unwrap();
+    let (_, signed) = cut(&[7; 400], 200, Some(&signer));
+    let mut later = signed[1].to_vec();
+    later[8..32].copy_from_slice(mid.to_qb64().as_bytes());
+    assert!(matches!(
+        r.receive(Bytes::from(later), "b", now),
+        Err(Error::BadSignature { .. })
+    ));
+}
+
+#[test]
+fn a_gram_numbered_past_the_count_is_an_error_not_a_crash() {
+    let mid = Mid::fresh();
+    let now = Instant::now();
+    let mut r = Reassembly::new(Config::default());
+    // hio: gc = 2 and gns {0, 5} kill the process in fuse.
+    r.receive(handmade("bAAA", 2, mid, b"ab"), "a", now)
+        .unwrap();
+    assert_eq!(
+        r.receive(handmade("bAAB", 5, mid, b"cd"), "a", now),
+        Err(Error::GramNumber {
+            number: 5,
+            count: 2
+        })
+    );
+    // The memo still completes from its real gram 1.
+    let memo = r
+        .receive(handmade("bAAB", 1, mid, b"cd"), "a", now)
+        .unwrap();
+    assert_eq!(&memo.unwrap().body()[..], b"abcd");
+    // Gram 5 first, then gram 0 with a count of 2: the memo's grams contradict each other.
+    let mid = Mid::fresh();
+    r.receive(handmade("bAAB", 5, mid, b"cd"), "a", now)
+        .unwrap();
+    assert!(matches!(
+        r.receive(handmade("bAAA", 2, mid, b"ab"), "a", now),
+        Err(Error::GramNumber { number: 5, .. })
+    ));
+    assert_eq!(r.pending().memos, 0);
+    // A later gram numbered 0.
+    assert!(matches!(
+        r.receive(handmade("bAAB", 0, Mid::fresh(), b"x"), "a", now),
+        Err(Error::GramNumber { number: 0, .. })
+    ));
+}
+
+#[test]
+fn a_count_of_0_from_hio_base2_delivers_the_body() {
+    // hio in base2 sends "Hi" as one gram with gc = 0: code, neck 0, mid, body.
+    let mid = Mid::fresh();
+    let mut gram = vec![0x6c, 0x00, 0x00, 0x00, 0x00, 0x00];
+    gram.extend_from_slice(&mid.to_qb2());
+    gram.extend_from_slice(b"Hi");
+    let mut r = Reassembly::new(Config::default());
+    let memo = r.receive(Bytes::from(gram), "hio", Instant::now()).unwrap();
+    assert_eq!(memo.unwrap().text().unwrap(), "Hi");
+}
+
+#[test]
+fn authic_refuses_unsigned_grams() {
+    let config = Config {
+        authic: true,
+        ..Config::default()
+    };
+    let mut r = Reassembly::new(config);
+    let now = Instant::now();
+    let (_, plain) = cut(b"hello", 1240, None);
+    assert!(matches!(
+        r.receive(plain[0].clone(), "a", now),
+        Err(Error::Unsigned { .. })
+    ));
+    let (_, signed) = cut(b"hello", 1240, Some(&signer(1)));
+    let memo = r.receive(signed[0].clone(), "a", now).unwrap().unwrap();
+    assert_eq!(memo.vid(), Some(signer(1).vid()));
+}
+
+#[test]
+fn the_allow_list_refuses_other_signers() {
+    let config = Config {
+        allowed: Some(HashSet::from([signer(1).vid()])),
+        ..Config::default()
+    };
+    let mut r = Reassembly::new(config);
+    let now = Instant::now();
+    let (_, other) = cut(b"hello", 1240, Some(&signer(2)));
+    assert_eq!(
+        r.receive(other[0].clone(), "a", now),
+        Err(Error::NotAllowed {
+            vid: signer(2).vid()
+        })
+    );
+    let (_, ours) = cut(b"hello", 1240, Some(&signer(1)));
+    assert!(r.receive(ours[0].clone(), "a", now).unwrap().is_some());
+}
+
+#[test]
+fn d_and_e_vids_verify_through_the_key_store() {
+    let now = Instant::now();
+    for code in [VidCode::D, VidCode::E] {
+        let named = signer(4).named(code);
+        assert_eq!(named.vid().code(), code);
+        let (_, grams) = cut(&[1; 300], 200, Some(&named));
+        let mut r = Reassembly::new(Config::default());
+        assert_eq!(
+            r.receive(grams[0].clone(), "a", now),
+            Err(Error::UnknownVid { vid: named.vid() })
+        );
+        let mut keys = Keys::default();
+        keys.add(*signer(4).vid().raw());
+        let mut r = Reassembly::new(Config {
+            keys,
+            ..Config::default()
+        });
+        let memos = feed(&mut r, &grams, now);
+        assert_eq!(memos.len(), 1);
+        assert_eq!(memos[0].vid(), Some(named.vid()));
+    }
+}
+
+#[test]
+fn incomplete_memos_expire_after_the_timeout() {
+    let (_, grams) = cut(b"never finished, never delivered", 36, None);
+    let mut r = Reassembly::new(Config::default());
+    let t0 = Instant::now();
+    r.receive(grams[0].clone(), "a", t0).unwrap();
+    let deadline = r.next_deadline().unwrap();
+    assert_eq!(deadline, t0 + Duration::from_secs(30));
+    assert_eq!(r.expire(t0 + Duration::from_secs(29)), 0);
+    assert_eq!(r.pending().memos, 1);
+    assert_eq!(r.expire(deadline), 1);
+    assert_eq!((r.pending().memos, r.pending().bytes), (0, 0));
+    assert_eq!(r.next_deadline(), None);
+    // The rest arriving late starts over and cannot complete without gram 0.
+    assert!(feed(&mut r, &grams[1..], deadline).is_empty());
+    assert_eq!(r.stats().expired, 1);
+}
+
+#[test]
+fn a_flood_of_100_000_mids_stays_within_the_bounds() {
+    let config = Config::default();
+    let (max_memos, max_bytes) = (config.max_pending_memos, config.max_pending_bytes);
+    let mut r = Reassembly::new(config);
+    let now = Instant::now();
+    let body = [0u8; 64];
+    for _ in 0..100_000 {
+        let gram = handmade("bAAB", 1, Mid::fresh(), &body);
+        assert_eq!(r.receive(gram, "flood", now).unwrap(), None);
+        let pending = r.pending();
+        assert!(pending.memos <= max_memos, "{pending:?}");
+        assert!(pending.bytes <= max_bytes, "{pending:?}");
+    }
+    let per_memo = MEMO_COST + GRAM_COST + 32 + body.len();
+    assert_eq!(r.pending().memos, max_memos);
+    assert_eq!(r.pending().bytes, max_memos * per_memo);
+    assert_eq!(r.stats().evicted, 100_000 - max_memos as u64);
+    // A real memo still gets through, and the oldest state goes to make room for it.
+    let (_, grams) = cut(b"still heard", 36, None);
+    assert_eq!(feed(&mut r, &grams, now).len(), 1);
+}
+
+#[test]
+fn the_byte_bound_evicts_the_oldest_memo() {
+    let config = Config {
+        // Room for two memos and four full grams (7352 bytes), not for two memos and five.
+        max_pending_bytes: 2 * MEMO_COST + 4 * (GRAM_COST + 1240) + 500,
+        ..Config::default()
+    };
+    let mut r = Reassembly::new(config.clone());
+    let now = Instant::now();
+    let (_, first) = cut(&[1; 5000], 1240, None);
+    let (_, second) = cut(&[2; 5000], 1240, None);
+    r.receive(first[0].clone(), "a", now).unwrap();
+    for gram in &second[..3] {
+        r.receive(gram.clone(), "a", now).unwrap();
+    }
+    assert_eq!(r.stats().evicted, 0);
+    // Five grams and two memos are over the bound: the older memo goes.
+    r.receive(second[3].clone(), "a", now).unwrap();
+    assert_eq!(r.stats().evicted, 1);
+    assert!(r.pending().bytes <= config.max_pending_bytes);
+    assert_eq!(feed(&mut r, &second[4..], now).len(), 1);
+    assert!(feed(&mut r, &first[1..], now).is_empty());
+}
+
+#[test]
+fn a_memo_over_max_memo_size_is_dropped() {
+    let config = Config {
+        max_memo_size: 100,
+        ..Config::default()
+    };
+    let mut r = Reassembly::new(config);
+    let (_, grams) = cut(&[1; 300], 60, None);
+    let now = Instant::now();
+    let errors: Vec<Error> = grams
+        .iter()
+        .filter_map(|g| r.receive(g.clone(), "a", now).err())
+        .collect();
+    assert!(matches!(errors[0], Error::MemoTooLarge { max: 100, .. }));
+    assert_eq!(r.stats().memos, 0);
+}
+
+#[test]
+fn a_memo_that_is_not_utf8_is_an_error_as_text() {
+    let (_, grams) = cut(&[0xff, 0xfe, b'a'], 1240, None);
+    let mut r = Reassembly::new(Config::default());
+    let memo = r
+        .receive(grams[0].clone(), "a", Instant::now())
+        .unwrap()
+        .unwrap();
+    assert_eq!(memo.text(), Err(Error::NotText { valid_up_to: 0 }));
+    assert_eq!(&memo.body()[..], &[0xff, 0xfe, b'a']);
+}
+
+proptest! {
+    /// Any memo, cut any way, its grams shuffled and some duplicated, comes out once and whole.
+    #[test]
+    fn shuffled_and_duplicated_grams_give_the_memo_once(
+        memo in proptest::collection::vec(any::<u8>(), 1..3000),
+        size in 33usize..300,
+        signed: bool,
+        order in proptest::collection::vec(any::<proptest::sample::Index>(), 1..40),
+    ) {
+        let signer = signer(5);
+        let (_, grams) = cut(&memo, size, signed.then_some(&signer));
+        let mut sequence: Vec<Bytes> = order.iter().map(|i| i.get(&grams).clone()).collect();
+        sequence.extend(grams.iter().cloned());
+        let mut r = Reassembly::new(Config::default());
+        let now = Instant::now();
+        let mut memos = Vec::new();
+        for gram in sequence {
+            memos.extend(r.receive(gram, "a", now).unwrap());
+        }
+        prop_assert!(!memos.is_empty());
+        for m in &memos {
+            prop_assert_eq!(&m.body()[..], &memo[..]);
+            prop_assert_eq!(m.vid(), signed.then(|| signer.vid()));
+        }
+        // What follows the last memo handed out may have begun a new one, never more.
+        prop_assert!(r.pending().memos <= 1);
+    }
+
+    /// Arbitrary datagrams, some with a gram header and a mid seen before, never panic, and
+    /// the pending state stays within its bounds.
+    #[test]
+    fn arbitrary_datagrams_never_panic_or_overflow(
+        datagrams in proptest::collection::vec((0u8..4, 0u32..6, proptest::collection::vec(any::<u8>(), 0..80)), 1..200),
+    ) {
+        let config = Config { max_pending_memos: 8, max_pending_bytes: 4096, ..Config::default() };
+        let mid = Mid::fresh();
+        let mut r = Reassembly::new(config);
+        let now = Instant::now();
+        for (kind, neck, body) in datagrams {
+            let datagram = match kind {
+                0 => Bytes::from(body),
+                1 => handmade("bAAA", neck, mid, &body),
+                2 => handmade("bAAB", neck, mid, &body),
+                _ => handmade("bAAB", neck, Mid::fresh(), &body),
+            };
+            let _ = r.receive(datagram, "a", now);
+            prop_assert!(r.pending().memos <= 8);
+            prop_assert!(r.pending().bytes <= 4096);
+        }
+    }
+}
