@@ -98,4 +98,21 @@ pub enum Error {
         /// How many bytes from the start are valid UTF-8.
         valid_up_to: usize,
     },
+    /// The socket failed.
+    #[error("socket error ({kind:?}): {text}")]
+    Io {
+        /// Its kind.
+        kind: std::io::ErrorKind,
+        /// The system's message.
+        text: String,
+    },
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io {
+            kind: e.kind(),
+            text: e.to_string(),
+        }
+    }
 }

@@ -1,0 +1,207 @@
+//! The tokio drivers: [`Sender`] cuts memos and sends their grams over a [`Link`];
+//! [`Receiver`] feeds the grams that arrive to [`Reassembly`] and yields whole memos.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use tokio::io::ReadBuf;
+use tokio::time::Sleep;
+use tracing::{debug, trace};
+
+use crate::{Config, Encoding, Error, Link, Memo, Mid, Reassembly, Shape, Signer, segment};
+
+/// The send half: cuts each memo into grams (hio's `rend`) and sends them in order.
+///
+/// Backpressure is the socket's: a send waits while the socket cannot take the next gram.
+/// Dropping a [`send`](Sender::send) future part way leaves the peer an incomplete memo,
+/// which its reassembly drops after its timeout.
+///
+/// ```
+/// use std::sync::Arc;
+/// use futures_util::StreamExt;
+/// use memogram::{Config, MemoryNet, Receiver, Sender};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), memogram::Error> {
+/// let net = MemoryNet::new(64);
+/// let (a, b) = (Arc::new(net.bind(1)), Arc::new(net.bind(2)));
+/// let sender = Sender::new(a, Config::default()).size(100);
+/// let mut receiver = Receiver::new(b, Config::default());
+/// sender.send(&[7; 1000], &2).await?;
+/// let memo = receiver.next().await.expect("a memo")?;
+/// assert_eq!((memo.body().len(), *memo.source()), (1000, 1));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sender<L> {
+    link: Arc<L>,
+    shape: Shape,
+    signer: Option<Signer>,
+    config: Config,
+}
+
+impl<L: Link> Sender<L> {
+    /// A sender over `link`, with text headers, the link's usual gram size (1240 for UDP,
+    /// 65535 for Unix) and no signing. `config.max_gram_size` is capped at the link's limit.
+    pub fn new(link: Arc<L>, mut config: Config) -> Sender<L> {
+        config.max_gram_size = config.max_gram_size.min(L::MAX_GRAM_SIZE);
+        Sender {
+            link,
+            shape: Shape {
+                size: L::GRAM_SIZE,
+                encoding: Encoding::Base64,
+            },
+            signer: None,
+            config,
+        }
+    }
+
+    /// Grams of `size` bytes (clamped as [`Shape::size`] says).
+    pub fn size(mut self, size: usize) -> Sender<L> {
+        self.shape.size = size;
+        self
+    }
+
+    /// Text or binary headers (hio's `curt` is binary).
+    pub fn encoding(mut self, encoding: Encoding) -> Sender<L> {
+        self.shape.encoding = encoding;
+        self
+    }
+
+    /// Signs every gram with `signer`.
+    pub fn signer(mut self, signer: Signer) -> Sender<L> {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Sends `memo` to `dst` under a fresh mid, and returns the mid. An empty memo sends
+    /// nothing, as in hio.
+    pub async fn send(&self, memo: &[u8], dst: &L::Addr) -> Result<Mid, Error> {
+        let mid = Mid::fresh();
+        self.send_as(memo, mid, dst).await?;
+        Ok(mid)
+    }
+
+    /// Sends `memo` to `dst` under `mid` (each memo needs its own).
+    pub async fn send_as(&self, memo: &[u8], mid: Mid, dst: &L::Addr) -> Result<(), Error> {
+        let grams = segment(memo, mid, &self.shape, self.signer.as_ref(), &self.config)?;
+        for gram in &grams {
+            let sent = poll_fn(|cx| self.link.poll_send_to(cx, gram, dst)).await?;
+            if sent != gram.len() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    format!("sent {sent} of a {}-byte gram", gram.len()),
+                )
+                .into());
+            }
+        }
+        trace!(?dst, %mid, grams = grams.len(), len = memo.len(), "memo sent");
+        Ok(())
+    }
+
+    /// The link it sends over.
+    pub fn link(&self) -> &Arc<L> {
+        &self.link
+    }
+}
+
+/// The receive half: a [`Stream`] of whole memos, each with its source and signer.
+///
+/// Grams that are refused (malformed, badly signed, not allowed) are dropped with a `debug`
+/// event and counted in [`stats`](Receiver::stats); they never end the stream. Incomplete
+/// memos expire on a timer. The stream ends only with the socket's error.
+#[derive(Debug)]
+pub struct Receiver<L: Link> {
+    link: Arc<L>,
+    reassembly: Reassembly<L::Addr>,
+    buf: Vec<u8>,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<L: Link> Receiver<L> {
+    /// A receiver over `link` with `config`'s limits and trust.
+    pub fn new(link: Arc<L>, config: Config) -> Receiver<L> {
+        // One byte over the largest datagram: a longer one shows as truncated.
+        let buf = vec![0; L::MAX_GRAM_SIZE + 1];
+        Receiver {
+            link,
+            reassembly: Reassembly::new(config),
+            buf,
+            timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+        }
+    }
+
+    /// The next memo (the stream's `next`, without `StreamExt`).
+    pub async fn recv(&mut self) -> Result<Memo<L::Addr>, Error> {
+        poll_fn(|cx| self.poll_memo(cx)).await
+    }
+
+    /// The reassembly state: its counters and what it holds now.
+    pub fn reassembly(&self) -> &Reassembly<L::Addr> {
+        &self.reassembly
+    }
+
+    /// The link it receives from.
+    pub fn link(&self) -> &Arc<L> {
+        &self.link
+    }
+
+    fn poll_memo(&mut self, cx: &mut Context<'_>) -> Poll<Result<Memo<L::Addr>, Error>> {
+        loop {
+            if let Some(deadline) = self.reassembly.next_deadline() {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                if self.timer.deadline() != deadline {
+                    self.timer.as_mut().reset(deadline);
+                }
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    self.reassembly.expire(now());
+                }
+            }
+            let capacity = self.buf.len();
+            let mut read = ReadBuf::new(&mut self.buf);
+            let source = match self.link.poll_recv_from(cx, &mut read) {
+                Poll::Ready(Ok(source)) => source,
+                Poll::Ready(Err(e)) if transient(&e) => {
+                    debug!(error = %e, "socket error ignored");
+                    continue;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Pending => return Poll::Pending,
+            };
+            let datagram = read.filled();
+            if datagram.len() == capacity {
+                debug!(?source, "datagram longer than the largest gram: dropped");
+                continue;
+            }
+            // A copy, so that a gram held for reassembly keeps only its own bytes alive.
+            let datagram = bytes::Bytes::copy_from_slice(datagram);
+            if let Ok(Some(memo)) = self.reassembly.receive(datagram, source, now()) {
+                return Poll::Ready(Ok(memo));
+            }
+        }
+    }
+}
+
+impl<L: Link> Stream for Receiver<L> {
+    type Item = Result<Memo<L::Addr>, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_memo(cx).map(Some)
+    }
+}
+
+/// Errors a datagram socket reports for an earlier send (an ICMP refusal, say): not the
+/// receiving socket's failure.
+fn transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | ConnectionReset | Interrupted)
+}
+
+/// Now on tokio's clock, so that tests with paused time expire state too.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}

@@ -1,0 +1,234 @@
+//! The tokio drivers over real loopback UDP and Unix datagram sockets, and a lossy relay.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use memogram::{
+    Config, Encoding, MemoryNet, Mid, Receiver, Seed, Sender, Signer, bind_udp, bind_uxd,
+};
+use tokio::net::UdpSocket;
+
+const LOOPBACK: &str = "127.0.0.1:0";
+/// Every wait in these tests is bounded by this.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn signer() -> Signer {
+    Signer::from_seed(&Seed::new([11; 32]))
+}
+
+fn memo(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
+        .collect()
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("memogram-{}-{name}.uxd", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[tokio::test]
+async fn memos_over_udp_text_and_binary_signed_and_not() {
+    let a = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let b = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let (from, to) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let mut receiver = Receiver::new(b, Config::default());
+    for encoding in [Encoding::Base64, Encoding::Base2] {
+        for signed in [false, true] {
+            let mut sender = Sender::new(Arc::clone(&a), Config::default())
+                .encoding(encoding)
+                .size(300);
+            if signed {
+                sender = sender.signer(signer());
+            }
+            for len in [1, 5, 2000] {
+                let body = memo(len, len as u8);
+                let mid = sender.send(&body, &to).await.unwrap();
+                let got = tokio::time::timeout(PATIENCE, receiver.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(&got.body()[..], &body[..], "{encoding:?} signed {signed}");
+                assert_eq!((got.mid(), *got.source()), (mid, from));
+                assert_eq!(got.vid(), signed.then(|| signer().vid()));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_megabyte_memo_over_udp() {
+    let a = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let b = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let to = b.local_addr().unwrap();
+    let receiver = tokio::spawn(async move {
+        let mut receiver = Receiver::new(b, Config::default());
+        tokio::time::timeout(PATIENCE, receiver.recv()).await
+    });
+    let body = memo(1_000_000, 3);
+    Sender::new(a, Config::default())
+        .signer(signer())
+        .send(&body, &to)
+        .await
+        .unwrap();
+    let got = receiver.await.unwrap().unwrap().unwrap();
+    assert_eq!(&got.body()[..], &body[..]);
+    assert_eq!(got.vid(), Some(signer().vid()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memos_over_unix_datagram_sockets_bound_and_unbound() {
+    let (a_path, b_path) = (temp_path("a"), temp_path("b"));
+    let a = Arc::new(bind_uxd(Some(&a_path)).unwrap());
+    let b = Arc::new(bind_uxd(Some(&b_path)).unwrap());
+    let unbound = Arc::new(bind_uxd(None).unwrap());
+    let mut receiver = Receiver::new(b, Config::default());
+    // The usual 65535-byte grams, binary headers: a 1 MB memo takes 17 grams.
+    let body = memo(1_000_000, 9);
+    let sender = Sender::new(a, Config::default()).encoding(Encoding::Base2);
+    let (sent, got) = tokio::join!(
+        sender.send(&body, &b_path),
+        tokio::time::timeout(PATIENCE, receiver.recv())
+    );
+    sent.unwrap();
+    let got = got.unwrap().unwrap();
+    assert_eq!((&got.body()[..], got.source()), (&body[..], &a_path));
+    // From an unbound socket the source is the empty path, and nothing can go back to it.
+    let anonymous = Sender::new(unbound, Config::default()).signer(signer());
+    anonymous.send(b"who am I", &b_path).await.unwrap();
+    let got = tokio::time::timeout(PATIENCE, receiver.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.text().unwrap(), got.source()),
+        ("who am I", &PathBuf::new())
+    );
+    assert!(sender.send(b"reply", got.source()).await.is_err());
+    for path in [a_path, b_path] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[tokio::test]
+async fn the_memory_link_loses_datagrams_when_a_queue_is_full() {
+    let net = MemoryNet::new(4);
+    let (a, b) = (Arc::new(net.bind(1)), Arc::new(net.bind(2)));
+    let sender = Sender::new(a, Config::default()).size(40);
+    // Ten grams into a queue of four: the memo cannot complete.
+    sender.send(&[1; 80], &2).await.unwrap();
+    assert!(
+        sender.send(b"x", &3).await.is_err(),
+        "nothing is bound to 3"
+    );
+    let mut receiver = Receiver::new(b, Config::default());
+    sender.send(b"small", &2).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_millis(200), receiver.next()).await;
+    assert!(got.is_err(), "only 4 of the first memo's grams got through");
+    assert_eq!(receiver.reassembly().pending().memos, 1);
+}
+
+/// A small xorshift: the relay's schedule, the same on every run.
+struct Schedule(u64);
+
+impl Schedule {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Grams pass through a relay that drops, duplicates and reorders them on a seeded schedule:
+/// every memo that comes out is exactly one that went in, and incomplete ones expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_relay_never_gets_a_wrong_memo_delivered() {
+    let sender_socket = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let relay = bind_udp(LOOPBACK.parse().unwrap()).await.unwrap();
+    let receiver_socket = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let (relay_addr, to) = (
+        relay.local_addr().unwrap(),
+        receiver_socket.local_addr().unwrap(),
+    );
+    let (mut dropped, mut duplicated, mut swapped) = (0, 0, 0);
+    let relaying = tokio::spawn(async move {
+        let mut schedule = Schedule(0x5eed_1234_abcd_0001);
+        let mut held: Option<Vec<u8>> = None;
+        let mut buf = vec![0; 65536];
+        let forward = |relay: &UdpSocket, gram: Vec<u8>, to: SocketAddr| {
+            let _ = relay.try_send_to(&gram, to);
+        };
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(500), relay.recv(&mut buf)).await
+        {
+            let gram = buf[..n].to_vec();
+            match schedule.next() % 10 {
+                0 => dropped += 1,
+                1 => {
+                    duplicated += 1;
+                    forward(&relay, gram.clone(), to);
+                    forward(&relay, gram, to);
+                }
+                2 if held.is_none() => {
+                    swapped += 1;
+                    held = Some(gram);
+                }
+                _ => {
+                    forward(&relay, gram, to);
+                    if let Some(earlier) = held.take() {
+                        forward(&relay, earlier, to);
+                    }
+                }
+            }
+        }
+        (dropped, duplicated, swapped)
+    });
+    let config = Config {
+        timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let mut receiver = Receiver::new(receiver_socket, config);
+    let collecting = tokio::spawn(async move {
+        let mut memos = Vec::new();
+        while let Ok(Ok(memo)) = tokio::time::timeout(Duration::from_secs(1), receiver.recv()).await
+        {
+            memos.push(memo);
+        }
+        (memos, receiver)
+    });
+    let mut sent = HashMap::new();
+    for i in 0..200u32 {
+        let body = memo(1 + (i as usize * 37) % 3000, i as u8);
+        let mut sender = Sender::new(Arc::clone(&sender_socket), Config::default()).size(200);
+        if i % 3 == 0 {
+            sender = sender.signer(signer());
+        }
+        let mid = Mid::fresh();
+        sender.send_as(&body, mid, &relay_addr).await.unwrap();
+        sent.insert(mid, (body, i % 3 == 0));
+        // Paced, so that the relay and the receiver keep up on two cores.
+        tokio::task::yield_now().await;
+    }
+    let (dropped, duplicated, swapped) = relaying.await.unwrap();
+    let (memos, receiver) = collecting.await.unwrap();
+    assert!(
+        dropped > 10 && duplicated > 10 && swapped > 10,
+        "{dropped} {duplicated} {swapped}"
+    );
+    assert!(memos.len() > 20, "only {} memos came through", memos.len());
+    assert!(memos.len() < sent.len(), "drops must lose some memos");
+    for memo in &memos {
+        let (body, signed) = &sent[&memo.mid()];
+        assert_eq!(&memo.body()[..], &body[..], "a wrong memo was delivered");
+        assert_eq!(memo.vid(), signed.then(|| signer().vid()));
+    }
+    let reassembly = receiver.reassembly();
+    assert_eq!(reassembly.pending().memos, 0, "{:?}", reassembly.stats());
+    assert!(reassembly.stats().expired > 0);
+}
