@@ -36,6 +36,15 @@ pub enum CliError {
     /// The packet connection failed.
     #[error("the packet connection failed: {0}")]
     Packet(packetstream::Error),
+    /// Sending or receiving memos failed.
+    #[error("memo: {0}")]
+    Memo(memogram::Error),
+    /// `memo listen --timeout` passed before `--count` memos came (exit code 2).
+    #[error("timed out after {seen} memos")]
+    Timeout {
+        /// How many memos came in time.
+        seen: u64,
+    },
     /// An RPC call or transporter failed.
     #[error("rpc: {0}")]
     Rpc(rpc_record::Error),

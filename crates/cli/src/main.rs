@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod error;
+mod memo;
 mod packet;
 mod rpc;
 
@@ -21,7 +22,7 @@ use error::CliError;
     version,
     about,
     after_help = "Exit codes: 0 success; 1 a command failed (one sentence on stderr says why); \
-                  2 bad usage.\nSet STRATA_LOG (e.g. STRATA_LOG=debug) for trace events on stderr."
+                  2 bad usage, or `memo listen --timeout` passed first.\nSet STRATA_LOG (e.g. STRATA_LOG=debug) for trace events on stderr."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -34,6 +35,8 @@ enum Command {
     Demo(demo::Args),
     /// Serve or call a cs.packetstream-compatible packet connection.
     Packet(packet::Args),
+    /// Send and receive hio-compatible memos over UDP and Unix datagram sockets.
+    Memo(memo::Args),
     /// Serve, ping or list ONC RPC programs, as rpcbind and rpcinfo do.
     Rpc(rpc::Args),
 }
@@ -51,7 +54,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("strata: {e}");
-            ExitCode::from(1)
+            match e {
+                CliError::Timeout { .. } => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }
@@ -65,6 +71,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Packet(args) => packet::run(args).await,
+            Command::Memo(args) => memo::run(args).await,
             Command::Rpc(args) => rpc::run(args).await,
         }
     })

@@ -232,7 +232,7 @@ async fn run_call(args: Call) -> Result<(), CliError> {
 }
 
 /// Exits with clap's usage error (exit code 2).
-fn usage(message: &str) -> ! {
+pub(crate) fn usage(message: &str) -> ! {
     use clap::CommandFactory;
     crate::Cli::command()
         .error(clap::error::ErrorKind::WrongNumberOfValues, message)

@@ -36,12 +36,24 @@ use crate::{Config, Encoding, Error, Link, Memo, Mid, Reassembly, Shape, Signer,
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sender<L> {
     link: Arc<L>,
     shape: Shape,
     signer: Option<Signer>,
     config: Config,
+}
+
+impl<L> Clone for Sender<L> {
+    /// Another sender over the same link, with the same shape and signer.
+    fn clone(&self) -> Self {
+        Sender {
+            link: Arc::clone(&self.link),
+            shape: self.shape,
+            signer: self.signer.clone(),
+            config: self.config.clone(),
+        }
+    }
 }
 
 impl<L: Link> Sender<L> {

@@ -313,6 +313,16 @@ impl Seed {
         Seed(raw)
     }
 
+    /// A new secret seed from the operating system's random source.
+    pub fn generate() -> Result<Seed, Error> {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| Error::Io {
+            kind: std::io::ErrorKind::Other,
+            text: format!("no random source: {e}"),
+        })?;
+        Ok(Seed(raw))
+    }
+
     /// Its 32 bytes.
     pub fn raw(&self) -> &[u8; 32] {
         &self.0

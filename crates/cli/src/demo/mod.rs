@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::error::CliError;
 
 mod flows;
+mod memo;
 mod packet;
 mod rpc;
 
@@ -57,6 +58,11 @@ const STEPS: &[Step] = &[
         name: "packet requests",
         layer: "packetstream",
         run: |scale| Box::pin(packet::pipelined(scale)),
+    },
+    Step {
+        name: "memos",
+        layer: "memogram",
+        run: |scale| Box::pin(memo::memos(scale)),
     },
     Step {
         name: "rpc calls",
