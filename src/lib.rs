@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | [`flows`] | `kernel-flows` | flow channels, series, valves, request correlation |
 //! | [`packetstream`] | `packetstream` | a request/response packet connection, wire-compatible with cs.packetstream 20240630 |
+//! | [`memogram`] | `memogram` | memos cut into grams over UDP and Unix datagram sockets, reassembled, optionally Ed25519-signed, wire-compatible with hio 0.7.20 |
 //! | [`rpc_record`] | `rpc-record` | ONC RPC record marking with per-fragment admission, stream and datagram transporters, as rpcbind, rpcinfo and libtirpc speak it |
 //!
 //! ```
@@ -27,6 +28,10 @@ pub use kernel_flows as flows;
 /// The packet connection: the `packetstream` crate.
 #[cfg(feature = "packetstream")]
 pub use packetstream;
+
+/// Memos over datagram sockets: the `memogram` crate.
+#[cfg(feature = "memogram")]
+pub use memogram;
 
 /// ONC RPC record marking and transporters: the `rpc-record` crate.
 #[cfg(feature = "rpc-record")]

@@ -135,6 +135,84 @@ impl Drop for CsServer {
     }
 }
 
+/// The Python that has hio 0.7.20 (its own venv: hio's dependencies are not pinned to the
+/// cs.packetstream set): `$STRATA_HIO_PYTHON`, or the `.venv-hio` that `scripts/peers` makes.
+pub fn hio_python() -> PathBuf {
+    let python = std::env::var_os("STRATA_HIO_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(".venv-hio/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python with hio at {}: run scripts/peers first",
+        python.display()
+    );
+    python
+}
+
+/// `tests/peers/hio_peer.py ARGS...` under hio's Python; its stderr goes to a log file.
+pub fn hio_peer(args: &[&str]) -> Command {
+    let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let log = logs.join(format!("hio-peer-{}-{}.log", args[0], std::process::id()));
+    let stderr = std::fs::File::create(&log).expect("a log file for the peer");
+    let mut command = Command::new(hio_python());
+    command
+        .arg(workspace().join("tests/peers/hio_peer.py"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr);
+    command
+}
+
+/// A real hio receiver (`hio_peer.py recv ...`), killed when dropped: `where` is the port or
+/// path it prints.
+pub struct HioReceiver {
+    pub child: Child,
+    pub stdout: BufReader<ChildStdout>,
+    pub at: String,
+}
+
+impl HioReceiver {
+    pub fn start(args: &[&str]) -> HioReceiver {
+        let mut child = hio_peer(&[&["recv"], args].concat())
+            .spawn()
+            .expect("the hio peer starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("hio prints LISTENING");
+        let at = line
+            .strip_prefix("LISTENING ")
+            .unwrap_or_else(|| panic!("LISTENING first, got {line:?}"))
+            .trim()
+            .to_string();
+        HioReceiver { child, stdout, at }
+    }
+
+    /// The memos it printed, as JSON, once it has exited (after its `--count`, or its
+    /// timeout), with its exit status.
+    pub fn finish(mut self) -> (Vec<serde_json::Value>, std::process::ExitStatus) {
+        let mut memos = Vec::new();
+        let mut line = String::new();
+        while self
+            .stdout
+            .read_line(&mut line)
+            .expect("hio's stdout reads")
+            > 0
+        {
+            memos.push(serde_json::from_str(&line).expect("hio prints JSON lines"));
+            line.clear();
+        }
+        let status = self.child.wait().expect("hio exits");
+        (memos, status)
+    }
+}
+
+impl Drop for HioReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A child process killed when dropped.
 pub struct Running(pub Child);
 
