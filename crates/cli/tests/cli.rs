@@ -54,7 +54,13 @@ fn demo_runs_every_step_and_ends_with_a_table_of_them() {
             .split_whitespace()
             .eq(["step", "layer", "result", "time", "rate"])
     );
-    for step in ["flow pipeline", "correlated exchange", "packet requests"] {
+    for step in [
+        "flow pipeline",
+        "correlated exchange",
+        "packet requests",
+        "memos",
+        "rpc calls",
+    ] {
         let row = table
             .iter()
             .find(|line| line.starts_with(step))
@@ -62,7 +68,8 @@ fn demo_runs_every_step_and_ends_with_a_table_of_them() {
         assert!(row.contains(" ok "), "{row}");
         assert!(row.ends_with("/s"), "a rate ends the row: {row}");
     }
-    assert_eq!(table.last(), Some(&"4 of 4 steps ok"));
+    assert_eq!(table.last(), Some(&"5 of 5 steps ok"));
+    assert!(stdout.contains("each arrived whole and intact"), "{stdout}");
     assert!(stdout.contains("0 orphans"), "{stdout}");
     assert!(stdout.contains("series produce completed"), "{stdout}");
 }
