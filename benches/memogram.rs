@@ -1,0 +1,169 @@
+//! memogram against its baselines, in one run:
+//! - `fuse_1MB`: a 1 MB memo cut into 1240-byte grams and fused again in memory, unsigned
+//!   (target: at least 1 GB/s) and signed, against ed25519-dalek signing and verifying the
+//!   same number of 1240-byte messages directly (target: at least 0.8x);
+//! - `udp`: memos of one 1240-byte gram over loopback UDP, sender and receiver in two tasks,
+//!   against a raw loop that sends and receives 1240-byte datagrams over the same kind of
+//!   sockets (target: at least 0.7x). Both keep at most 256 datagrams unread, so that
+//!   neither loses any to a full receive buffer.
+//!
+//! `cargo bench --bench memogram -- --warm-up-time 1 --measurement-time 5`
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ed25519_dalek::{Signer as _, SigningKey};
+use strata::memogram::{
+    Config, Encoding, Mid, Reassembly, Receiver, Seed, Sender, Shape, Signer, bind_udp, segment,
+};
+use tokio::runtime::Runtime;
+
+const MEMO: usize = 1_000_000;
+const GRAM: usize = 1240;
+/// Datagrams a sender may be ahead of its receiver.
+const WINDOW: u64 = 256;
+
+fn fuse(c: &mut Criterion) {
+    let memo = vec![0x5a; MEMO];
+    let config = Config::default();
+    let shape = Shape {
+        size: GRAM,
+        encoding: Encoding::Base64,
+    };
+    let signer = Signer::from_seed(&Seed::new([7; 32]));
+    let now = Instant::now();
+    let mut group = c.benchmark_group("memogram/fuse_1MB");
+    group.throughput(Throughput::Bytes(MEMO as u64));
+    for (name, signer) in [("unsigned", None), ("signed", Some(&signer))] {
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                let grams = segment(&memo, Mid::fresh(), &shape, signer, &config).unwrap();
+                let mut reassembly = Reassembly::new(config.clone());
+                let mut whole = None;
+                for gram in grams {
+                    whole = reassembly.receive(gram, 0u8, now).unwrap().or(whole);
+                }
+                assert_eq!(whole.map(|m| m.body().len()), Some(MEMO));
+            })
+        });
+    }
+    // The same number of grams as the signed memo, signed and verified with nothing else.
+    let grams = segment(&memo, Mid::fresh(), &shape, Some(&signer), &config)
+        .unwrap()
+        .len();
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let verifying = key.verifying_key();
+    let message = vec![0x5a; GRAM];
+    group.bench_function(BenchmarkId::from_parameter("raw_ed25519"), |b| {
+        b.iter(|| {
+            for _ in 0..grams {
+                let signature = key.sign(black_box(&message));
+                verifying
+                    .verify_strict(black_box(&message), &signature)
+                    .unwrap();
+            }
+        })
+    });
+    group.finish();
+}
+
+/// How many datagrams the receiving side has taken, for the sender's window.
+#[derive(Default)]
+struct Taken(AtomicU64);
+
+impl Taken {
+    async fn wait_below(&self, sent: u64) {
+        while sent >= self.0.load(Ordering::Acquire) + WINDOW {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+fn udp(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("memogram/udp_1240B");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::from_parameter("raw_datagrams"), |b| {
+        b.iter_custom(|iters| raw_datagrams(&rt, iters))
+    });
+    group.bench_function(BenchmarkId::from_parameter("memos"), |b| {
+        b.iter_custom(|iters| memos(&rt, iters))
+    });
+    group.finish();
+}
+
+async fn socket_pair() -> (Arc<tokio::net::UdpSocket>, Arc<tokio::net::UdpSocket>) {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let a = bind_udp(loopback).await.unwrap();
+    let b = bind_udp(loopback).await.unwrap();
+    (Arc::new(a), Arc::new(b))
+}
+
+fn raw_datagrams(rt: &Runtime, iters: u64) -> Duration {
+    rt.block_on(async {
+        let (a, b) = socket_pair().await;
+        let to = b.local_addr().unwrap();
+        let taken = Arc::new(Taken::default());
+        let started = Instant::now();
+        let receiving = tokio::spawn({
+            let taken = Arc::clone(&taken);
+            async move {
+                let mut buf = vec![0; 65536];
+                for i in 0..iters {
+                    let (n, _) = b.recv_from(&mut buf).await.unwrap();
+                    assert_eq!(n, GRAM);
+                    taken.0.store(i + 1, Ordering::Release);
+                }
+            }
+        });
+        let datagram = vec![0x5a; GRAM];
+        for i in 0..iters {
+            taken.wait_below(i).await;
+            a.send_to(&datagram, to).await.unwrap();
+        }
+        receiving.await.unwrap();
+        started.elapsed()
+    })
+}
+
+fn memos(rt: &Runtime, iters: u64) -> Duration {
+    rt.block_on(async {
+        let (a, b) = socket_pair().await;
+        let to = b.local_addr().unwrap();
+        let taken = Arc::new(Taken::default());
+        let started = Instant::now();
+        let receiving = tokio::spawn({
+            let taken = Arc::clone(&taken);
+            async move {
+                let mut receiver = Receiver::new(b, Config::default());
+                for i in 0..iters {
+                    let memo = receiver.recv().await.unwrap();
+                    assert_eq!(memo.body().len(), GRAM - 32);
+                    taken.0.store(i + 1, Ordering::Release);
+                }
+            }
+        });
+        let sender = Sender::new(a, Config::default());
+        let memo = vec![0x5a; GRAM - 32];
+        for i in 0..iters {
+            taken.wait_below(i).await;
+            sender.send(&memo, &to).await.unwrap();
+        }
+        receiving.await.unwrap();
+        started.elapsed()
+    })
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = fuse, udp
+}
+criterion_main!(benches);
