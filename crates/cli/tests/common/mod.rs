@@ -67,9 +67,14 @@ pub fn workspace() -> PathBuf {
 /// `scripts/peers` makes. Panics, saying how to set it up, when there is none: the interop
 /// tests are `#[ignore]`d, so only `scripts/test` (or someone who asked) runs them.
 pub fn python() -> PathBuf {
-    let python = std::env::var_os("STRATA_PYTHON")
+    venv_python("STRATA_PYTHON", ".venv")
+}
+
+/// `$VAR`, or `VENV/bin/python` under the workspace; it must exist.
+fn venv_python(var: &str, venv: &str) -> PathBuf {
+    let python = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv/bin/python"));
+        .unwrap_or_else(|| workspace().join(venv).join("bin/python"));
     assert!(
         python.exists(),
         "no Python with the interop peers at {}: run scripts/peers first",
@@ -138,15 +143,7 @@ impl Drop for CsServer {
 /// The Python that has hio 0.7.20 (its own venv: hio's dependencies are not pinned to the
 /// cs.packetstream set): `$STRATA_HIO_PYTHON`, or the `.venv-hio` that `scripts/peers` makes.
 pub fn hio_python() -> PathBuf {
-    let python = std::env::var_os("STRATA_HIO_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join(".venv-hio/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python with hio at {}: run scripts/peers first",
-        python.display()
-    );
-    python
+    venv_python("STRATA_HIO_PYTHON", ".venv-hio")
 }
 
 /// `tests/peers/hio_peer.py ARGS...` under hio's Python; its stderr goes to a log file.
