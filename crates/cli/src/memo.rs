@@ -205,8 +205,12 @@ async fn run_send(args: Send) -> Result<(), CliError> {
         }
         (None, Some(dest)) => {
             let bind = args.bind.as_ref().map(PathBuf::from);
-            let socket = memogram::bind_uxd(bind.as_deref())
-                .map_err(|e| listen_error(format!("{bind:?}"), e))?;
+            let socket = memogram::bind_uxd(bind.as_deref()).map_err(|e| {
+                let at = bind
+                    .as_ref()
+                    .map_or("an unbound socket".into(), |p| p.display().to_string());
+                listen_error(at, e)
+            })?;
             let sender = shape(Sender::new(Arc::new(socket), config), &args, encoding);
             let sent = send_all(&sender, &args.memos, dest).await;
             if let Some(bind) = bind {

@@ -125,7 +125,9 @@ impl<L: Link> Sender<L> {
 ///
 /// Grams that are refused (malformed, badly signed, not allowed) are dropped with a `debug`
 /// event and counted in [`stats`](Receiver::stats); they never end the stream. Incomplete
-/// memos expire on a timer. The stream ends only with the socket's error.
+/// memos expire on a timer. The stream never ends by itself: a failure of the socket is
+/// yielded as an `Err` item (errors that only report an earlier send, such as an ICMP
+/// refusal, are skipped).
 #[derive(Debug)]
 pub struct Receiver<L: Link> {
     link: Arc<L>,
