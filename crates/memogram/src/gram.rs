@@ -195,7 +195,7 @@ pub(crate) fn put_header(
         Encoding::Base64 => {
             buf.put_slice(&code.to_qb64());
             int24::put_b64(neck, buf);
-            buf.put_slice(mid.to_qb64().as_bytes());
+            buf.put_slice(&mid.qb64_array());
             if let Some(vid) = vid {
                 buf.put_slice(vid.to_qb64().as_bytes());
             }

@@ -104,6 +104,14 @@ impl Mid {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// The 24 characters of text, without an allocation: what every gram's header carries.
+    pub(crate) fn qb64_array(&self) -> [u8; Mid::QB64_LEN] {
+        let mut text = [0u8; Mid::QB64_LEN];
+        // 18 bytes are exactly 24 characters of unpadded base64: the slice always fits.
+        let _ = URL_SAFE_NO_PAD.encode_slice(self.0, &mut text);
+        text
+    }
+
     /// The 18 bytes of binary.
     pub fn to_qb2(&self) -> [u8; 18] {
         self.0

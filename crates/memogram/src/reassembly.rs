@@ -1,12 +1,14 @@
 //! [`Reassembly`]: grams in, whole memos out. A state machine with no I/O: the caller hands
 //! it each datagram with its source and the time, and asks it to expire old state.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::Hash;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use foldhash::fast::RandomState;
 use tracing::{debug, trace};
 
 use crate::{Config, Error, Gram, Memo, Mid, Vid, verify};
@@ -58,7 +60,6 @@ struct Signer {
 struct Partial {
     /// Its place in arrival order, the key of [`Reassembly::order`].
     seq: u64,
-    started: Instant,
     /// `Some` once the first gram (which gives the count) is in.
     count: Option<u32>,
     /// The first gram's signer; `None` for an unsigned memo or before the first gram.
@@ -67,6 +68,30 @@ struct Partial {
     grams: BTreeMap<u32, Gram>,
     body_len: u64,
     cost: usize,
+}
+
+impl Partial {
+    /// Holds gram `number` unless a copy is held already (`Ok(None)`: the first copy wins).
+    /// Once the first gram is in, a later gram must be signed as it says. Returns the cost
+    /// added.
+    fn hold(&mut self, number: u32, gram: Gram) -> Result<Option<usize>, Error> {
+        let Entry::Vacant(slot) = self.grams.entry(number) else {
+            return Ok(None);
+        };
+        if number != 0 && self.count.is_some() {
+            check_later(self.signer.as_ref(), &gram)?;
+        }
+        let cost = gram.wire().len() + GRAM_COST;
+        self.body_len += gram.body().len() as u64;
+        self.cost += cost;
+        slot.insert(gram);
+        Ok(Some(cost))
+    }
+
+    /// Whether every gram is in.
+    fn is_whole(&self) -> bool {
+        self.count == Some(self.grams.len() as u32)
+    }
 }
 
 /// Reassembly of memos from grams, keyed by (source, mid), with hio's rules and the bounds hio
@@ -113,9 +138,12 @@ struct Partial {
 #[derive(Debug)]
 pub struct Reassembly<S> {
     config: Config,
-    memos: HashMap<(S, Mid), Partial>,
-    /// Incomplete memos by arrival order: the front is the next to expire or be evicted.
-    order: BTreeMap<u64, (S, Mid)>,
+    /// Seeded per map (foldhash's random state): sources and mids come from the wire, so the
+    /// hash must not be a fixed function.
+    memos: HashMap<(S, Mid), Partial, RandomState>,
+    /// Incomplete memos by arrival order, with when each started: the front is the next to
+    /// expire or be evicted.
+    order: BTreeMap<u64, ((S, Mid), Instant)>,
     next_seq: u64,
     /// The latest time seen, so that state is ordered even if the clock handed in goes back.
     latest: Option<Instant>,
@@ -128,7 +156,7 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
     pub fn new(config: Config) -> Reassembly<S> {
         Reassembly {
             config,
-            memos: HashMap::new(),
+            memos: HashMap::default(),
             order: BTreeMap::new(),
             next_seq: 0,
             latest: None,
@@ -178,9 +206,8 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
 
     /// When the oldest incomplete memo expires: the time to call [`expire`](Self::expire) next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let (_, key) = self.order.first_key_value()?;
-        let partial = self.memos.get(key)?;
-        Some(partial.started + self.config.timeout)
+        let (_, (_, started)) = self.order.first_key_value()?;
+        Some(*started + self.config.timeout)
     }
 
     /// How much incomplete state is held now.
@@ -286,7 +313,13 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
             self.stats.rejected += 1;
             debug!(source = ?key.0, mid = %key.1, number, error = %e, "held gram refused");
         }
-        self.add(key, 0, gram)
+        // Gram 0 is never held before this: a later gram numbered 0 is refused.
+        let Some(partial) = self.memos.get_mut(&key) else {
+            return Ok(None);
+        };
+        let added = partial.hold(0, gram)?.unwrap_or(0);
+        let (body_len, whole) = (partial.body_len, partial.is_whole());
+        self.settle(key, added, body_len, whole)
     }
 
     fn take_later(
@@ -296,26 +329,22 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         now: Instant,
     ) -> Result<Option<Memo<S>>, Error> {
         let number = gram.number();
-        let known = self.memos.get(&key);
-        let count = known.and_then(|p| p.count);
-        if number == 0 || count.is_some_and(|count| number >= count) {
-            return Err(Error::GramNumber {
-                number,
-                count: count.unwrap_or(0),
-            });
+        if number == 0 {
+            let count = self.memos.get(&key).and_then(|p| p.count).unwrap_or(0);
+            return Err(Error::GramNumber { number, count });
         }
-        if let Some(partial) = known {
-            if partial.grams.contains_key(&number) {
-                self.stats.duplicates += 1;
-                trace!(source = ?key.0, mid = %key.1, number, "gram again: ignored");
-                return Ok(None);
-            }
-            if count.is_some() {
-                check_later(partial.signer.as_ref(), &gram)?;
-            }
+        // One map lookup a gram: the memo's state is found (or made) once.
+        let partial = self.open(&key, now);
+        if let Some(count) = partial.count.filter(|&count| number >= count) {
+            return Err(Error::GramNumber { number, count });
         }
-        self.open(&key, now);
-        self.add(key, number, gram)
+        let Some(added) = partial.hold(number, gram)? else {
+            self.stats.duplicates += 1;
+            trace!(source = ?key.0, mid = %key.1, number, "gram again: ignored");
+            return Ok(None);
+        };
+        let (body_len, whole) = (partial.body_len, partial.is_whole());
+        self.settle(key, added, body_len, whole)
     }
 
     /// The signer a signed first gram names, once its vid is allowed and known, and the
@@ -341,11 +370,10 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         self.memos.entry(key.clone()).or_insert_with(|| {
             let seq = *next_seq;
             *next_seq += 1;
-            order.insert(seq, key.clone());
+            order.insert(seq, (key.clone(), now));
             *cost += MEMO_COST;
             Partial {
                 seq,
-                started: now,
                 count: None,
                 signer: None,
                 grams: BTreeMap::new(),
@@ -368,27 +396,21 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         }
     }
 
-    /// Stores gram `number` of `key`'s memo (whose state exists), keeps within the bounds,
-    /// and hands out the memo if it is now whole.
-    fn add(&mut self, key: (S, Mid), number: u32, gram: Gram) -> Result<Option<Memo<S>>, Error> {
-        let max_memo_size = self.config.max_memo_size;
-        let Some(partial) = self.memos.get_mut(&key) else {
-            return Ok(None);
-        };
-        let cost = gram.wire().len() + GRAM_COST;
-        partial.body_len += gram.body().len() as u64;
-        partial.cost += cost;
-        partial.grams.insert(number, gram);
-        self.cost += cost;
-        if partial.body_len > max_memo_size {
-            let len = partial.body_len;
+    /// Counts `added` bytes of a gram just held in `key`'s memo, keeps within the bounds, and
+    /// hands out the memo if it is now `whole`.
+    fn settle(
+        &mut self,
+        key: (S, Mid),
+        added: usize,
+        body_len: u64,
+        whole: bool,
+    ) -> Result<Option<Memo<S>>, Error> {
+        self.cost += added;
+        let max = self.config.max_memo_size;
+        if body_len > max {
             self.remove(&key);
-            return Err(Error::MemoTooLarge {
-                len,
-                max: max_memo_size,
-            });
+            return Err(Error::MemoTooLarge { len: body_len, max });
         }
-        let whole = partial.count == Some(partial.grams.len() as u32);
         if whole {
             return Ok(self.fuse(key));
         }
@@ -435,7 +457,7 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
     }
 
     fn pop_oldest(&mut self) -> Option<((S, Mid), Partial)> {
-        let (_, key) = self.order.pop_first()?;
+        let (_, (key, _)) = self.order.pop_first()?;
         let partial = self.memos.remove(&key)?;
         self.cost -= partial.cost;
         Some((key, partial))

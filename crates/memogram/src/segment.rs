@@ -101,6 +101,11 @@ pub fn segment(
     } = cut(memo.len(), shape, signed, config)?;
     let zero = Code::zero(signed);
     let encoding = shape.encoding;
+    // One buffer for the whole memo, so that cutting costs one allocation, not one a gram;
+    // each gram is a slice of it.
+    let overheads =
+        zero.overhead(encoding) + (count as usize - 1) * zero.later().overhead(encoding);
+    let mut buffer = BytesMut::with_capacity(overheads + memo.len());
     let mut grams = Vec::with_capacity(count as usize);
     let mut at = 0;
     for number in 0..count {
@@ -111,14 +116,13 @@ pub fn segment(
         let body = &memo[at..memo.len().min(at + body_len)];
         at += body.len();
         let vid = signer.filter(|_| code.has_vid()).map(Signer::vid);
-        let mut gram = BytesMut::with_capacity(code.overhead(encoding) + body.len());
-        put_header(code, encoding, neck, &mid, vid.as_ref(), &mut gram);
-        gram.extend_from_slice(body);
+        put_header(code, encoding, neck, &mid, vid.as_ref(), &mut buffer);
+        buffer.extend_from_slice(body);
         if let Some(signer) = signer {
-            let signature = signer.sign(&gram);
-            put_signature(&signature, encoding, &mut gram);
+            let signature = signer.sign(&buffer);
+            put_signature(&signature, encoding, &mut buffer);
         }
-        grams.push(gram.freeze());
+        grams.push(buffer.split().freeze());
     }
     Ok(grams)
 }
