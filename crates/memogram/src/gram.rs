@@ -107,6 +107,11 @@ impl Gram {
         })
     }
 
+    /// The datagram it was read from, given back.
+    pub(crate) fn into_wire(self) -> Bytes {
+        self.wire
+    }
+
     /// Its code.
     pub fn code(&self) -> Code {
         self.code

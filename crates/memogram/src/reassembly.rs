@@ -5,6 +5,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::Hash;
+use std::ops::Range;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -14,8 +15,9 @@ use tracing::{debug, trace};
 use crate::{Config, Error, Gram, Memo, Mid, Vid, verify};
 
 /// What one stored gram costs against [`Config::max_pending_bytes`] beyond its datagram's
-/// length: the bookkeeping around it. It bounds the number of grams held, not only their bytes,
-/// so a flood of empty grams is bounded too.
+/// length: the bookkeeping around it (its entry in its memo's B-tree, about 80 bytes with the
+/// nodes' slack, and its datagram's allocation and reference count). It bounds the number of
+/// grams held, not only their bytes, so a flood of empty grams is bounded too.
 pub const GRAM_COST: usize = 128;
 
 /// What one incomplete memo costs against [`Config::max_pending_bytes`] beyond its grams.
@@ -65,9 +67,38 @@ struct Partial {
     /// The first gram's signer; `None` for an unsigned memo or before the first gram.
     signer: Option<Signer>,
     /// By gram number. Before the first gram arrives the later grams here are unchecked.
-    grams: BTreeMap<u32, Gram>,
+    grams: BTreeMap<u32, Held>,
     body_len: u64,
     cost: usize,
+}
+
+/// A gram held for its memo: its datagram and where the body lies in it. A quarter of a
+/// [`Gram`]'s size, and no second reference to count.
+#[derive(Debug)]
+struct Held {
+    wire: Bytes,
+    body: Range<usize>,
+}
+
+impl Held {
+    fn new(gram: Gram) -> Held {
+        let start = gram.code().header_len(gram.encoding());
+        let body = start..start + gram.body().len();
+        Held {
+            wire: gram.into_wire(),
+            body,
+        }
+    }
+
+    fn body(&self) -> &[u8] {
+        self.wire.get(self.body.clone()).unwrap_or_default()
+    }
+
+    /// The gram again, to check a signature once its signer is known. It was read once, so
+    /// it reads again.
+    fn gram(&self) -> Result<Gram, Error> {
+        Gram::decode(self.wire.clone())
+    }
 }
 
 impl Partial {
@@ -84,7 +115,7 @@ impl Partial {
         let cost = gram.wire().len() + GRAM_COST;
         self.body_len += gram.body().len() as u64;
         self.cost += cost;
-        slot.insert(gram);
+        slot.insert(Held::new(gram));
         Ok(Some(cost))
     }
 
@@ -303,7 +334,8 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
             .grams
             .iter()
             .filter_map(|(number, held)| {
-                check_later(partial.signer.as_ref(), held)
+                held.gram()
+                    .and_then(|gram| check_later(partial.signer.as_ref(), &gram))
                     .err()
                     .map(|e| (*number, e))
             })
@@ -388,10 +420,10 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         let Some(partial) = self.memos.get_mut(key) else {
             return;
         };
-        if let Some(gram) = partial.grams.remove(&number) {
-            let cost = gram.wire().len() + GRAM_COST;
+        if let Some(held) = partial.grams.remove(&number) {
+            let cost = held.wire.len() + GRAM_COST;
             partial.cost -= cost;
-            partial.body_len -= gram.body().len() as u64;
+            partial.body_len -= held.body.len() as u64;
             self.cost -= cost;
         }
     }
@@ -441,12 +473,15 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
     fn fuse(&mut self, key: (S, Mid)) -> Option<Memo<S>> {
         let partial = self.remove(&key)?;
         let body = match partial.grams.len() {
-            1 => partial.grams.into_values().next()?.body().clone(),
+            1 => {
+                let held = partial.grams.into_values().next()?;
+                held.wire.slice(held.body)
+            }
             _ => {
                 // Bounded: body_len is at most max_memo_size and max_pending_bytes.
                 let mut body = BytesMut::with_capacity(partial.body_len as usize);
-                for gram in partial.grams.values() {
-                    body.extend_from_slice(gram.body());
+                for held in partial.grams.values() {
+                    body.extend_from_slice(held.body());
                 }
                 body.freeze()
             }
