@@ -7,9 +7,17 @@
 //!   sockets (target: at least 0.7x). Both keep at most 256 datagrams unread, so that
 //!   neither loses any to a full receive buffer.
 //!
+//! - `udp_1MB`: memos of 1 MB over loopback UDP in 1240-byte grams, one memo at a time;
+//! - `hio_reference`: the real hio 0.7.20 sending to itself over loopback UDP, memos of one
+//!   1240-byte gram and of 1 MB, timed by `tests/peers/hio_peer.py bench` (the same windows
+//!   as ours). It runs when hio is installed (`scripts/peers`, or `$STRATA_HIO_PYTHON`), and
+//!   says it was skipped otherwise.
+//!
 //! `cargo bench --bench memogram -- --warm-up-time 1 --measurement-time 5`
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,7 +31,7 @@ use tokio::runtime::Runtime;
 
 const MEMO: usize = 1_000_000;
 const GRAM: usize = 1240;
-/// Datagrams a sender may be ahead of its receiver.
+/// Memos of one gram a sender may be ahead of its receiver.
 const WINDOW: u64 = 256;
 
 fn fuse(c: &mut Criterion) {
@@ -75,8 +83,8 @@ fn fuse(c: &mut Criterion) {
 struct Taken(AtomicU64);
 
 impl Taken {
-    async fn wait_below(&self, sent: u64) {
-        while sent >= self.0.load(Ordering::Acquire) + WINDOW {
+    async fn wait_below(&self, sent: u64, window: u64) {
+        while sent >= self.0.load(Ordering::Acquire) + window {
             tokio::task::yield_now().await;
         }
     }
@@ -94,7 +102,67 @@ fn udp(c: &mut Criterion) {
         b.iter_custom(|iters| raw_datagrams(&rt, iters))
     });
     group.bench_function(BenchmarkId::from_parameter("memos"), |b| {
-        b.iter_custom(|iters| memos(&rt, iters))
+        b.iter_custom(|iters| memos(&rt, iters, GRAM - 32, WINDOW))
+    });
+    group.finish();
+    let mut group = c.benchmark_group("memogram/udp_1MB");
+    // About 2 ms a memo: 20 samples fit the measurement time.
+    group.sample_size(20);
+    group.throughput(Throughput::Bytes(MEMO as u64));
+    group.bench_function(BenchmarkId::from_parameter("memos"), |b| {
+        b.iter_custom(|iters| memos(&rt, iters, MEMO, 1))
+    });
+    group.finish();
+}
+
+/// The Python with hio installed, when there is one.
+fn hio_python() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("STRATA_HIO_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| Some(root.join(".venv-hio/bin/python")))
+        .filter(|python| python.exists())
+}
+
+/// hio sending `count` memos of `len` bytes to hio over loopback UDP, at most `window` ahead,
+/// as timed by the peer script.
+fn hio_to_hio(python: &Path, count: u64, len: usize, window: u64) -> Duration {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/hio_peer.py");
+    let output = Command::new(python)
+        .arg(script)
+        .args(["bench", "--udp", "--count", &count.to_string()])
+        .args([
+            "--length",
+            &len.to_string(),
+            "--window",
+            &window.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "hio_peer.py bench: {output:?}");
+    let seconds: f64 = String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    Duration::from_secs_f64(seconds)
+}
+
+fn hio_reference(c: &mut Criterion) {
+    let Some(python) = hio_python() else {
+        eprintln!("memogram/hio_reference skipped: hio is not installed (run scripts/peers)");
+        return;
+    };
+    let mut group = c.benchmark_group("memogram/hio_reference");
+    // Every sample starts a Python process; ten are enough for a reference figure.
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::from_parameter("udp_1240B"), |b| {
+        b.iter_custom(|iters| hio_to_hio(&python, iters, GRAM - 32, WINDOW))
+    });
+    group.throughput(Throughput::Bytes(MEMO as u64));
+    group.bench_function(BenchmarkId::from_parameter("udp_1MB"), |b| {
+        b.iter_custom(|iters| hio_to_hio(&python, iters, MEMO, 1))
     });
     group.finish();
 }
@@ -125,7 +193,7 @@ fn raw_datagrams(rt: &Runtime, iters: u64) -> Duration {
         });
         let datagram = vec![0x5a; GRAM];
         for i in 0..iters {
-            taken.wait_below(i).await;
+            taken.wait_below(i, WINDOW).await;
             a.send_to(&datagram, to).await.unwrap();
         }
         receiving.await.unwrap();
@@ -133,7 +201,8 @@ fn raw_datagrams(rt: &Runtime, iters: u64) -> Duration {
     })
 }
 
-fn memos(rt: &Runtime, iters: u64) -> Duration {
+/// `iters` memos of `len` bytes from a `Sender` to a `Receiver`, at most `window` ahead.
+fn memos(rt: &Runtime, iters: u64, len: usize, window: u64) -> Duration {
     rt.block_on(async {
         let (a, b) = socket_pair().await;
         let to = b.local_addr().unwrap();
@@ -145,15 +214,15 @@ fn memos(rt: &Runtime, iters: u64) -> Duration {
                 let mut receiver = Receiver::new(b, Config::default());
                 for i in 0..iters {
                     let memo = receiver.recv().await.unwrap();
-                    assert_eq!(memo.body().len(), GRAM - 32);
+                    assert_eq!(memo.body().len(), len);
                     taken.0.store(i + 1, Ordering::Release);
                 }
             }
         });
         let sender = Sender::new(a, Config::default());
-        let memo = vec![0x5a; GRAM - 32];
+        let memo = vec![0x5a; len];
         for i in 0..iters {
-            taken.wait_below(i).await;
+            taken.wait_below(i, window).await;
             sender.send(&memo, &to).await.unwrap();
         }
         receiving.await.unwrap();
@@ -164,6 +233,6 @@ fn memos(rt: &Runtime, iters: u64) -> Duration {
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = fuse, udp
+    targets = fuse, udp, hio_reference
 }
 criterion_main!(benches);

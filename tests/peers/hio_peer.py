@@ -10,6 +10,12 @@
         once every gram has gone out
     hio_peer.py pattern LEN
         prints the @LEN pattern, so a test can compare what arrived
+    hio_peer.py bench (--udp | --uxd DIR) --count N --length LEN [--size N] [--window W]
+        hio to hio in this one process: a sender and a receiver on loopback (or Unix
+        sockets in DIR), N memos of LEN bytes, at most W (256) given to the sender and not
+        yet out of the receiver, each side serviced in turn with no sleep;
+        prints the seconds from the first memo given to hio to the last one out, or exits 2
+        if they do not all arrive within 50 seconds
 
 Loopback (127.0.0.1) and Unix sockets only. Every mode gives up by itself after 60
 seconds (SIGALRM), so a broken peer can never hang a test run.
@@ -107,6 +113,45 @@ def send(args):
         peer.close()
 
 
+def bench(args):
+    """Times hio sending to hio, as the issue's reference figures were measured."""
+    if args.uxd is None:
+        rx = udp_memoing.PeerMemoer(name="strata-bench-rx", host="127.0.0.1", port=0)
+        tx_kwa = dict(name="strata-bench-tx", host="127.0.0.1", port=0)
+    else:
+        rx = FlatUxdPeer(name="rx", headDirPath=args.uxd, temp=False, clear=False)
+        tx_kwa = dict(name="tx", headDirPath=args.uxd, temp=False, clear=False)
+    if args.size:
+        tx_kwa["size"] = args.size
+    tx = (udp_memoing.PeerMemoer if args.uxd is None else FlatUxdPeer)(**tx_kwa)
+    if not (rx.reopen() and tx.reopen()):
+        sys.exit("cannot open the sockets")
+    dst = ("127.0.0.1", rx.ls.getsockname()[1]) if args.uxd is None else rx.path
+    memo = pattern(args.length)
+    try:
+        start = time.monotonic()
+        deadline = start + 50
+        sent = seen = 0
+        while seen < args.count:
+            if time.monotonic() > deadline:
+                sys.exit(2)
+            # hio has no flow control: past the receive buffer, grams are lost for good.
+            while sent < args.count and sent - seen < args.window:
+                tx.memoit(memo, dst)
+                sent += 1
+            tx.service()
+            rx.service()
+            while rx.inbox:
+                got, _src, _vid = rx.inbox.popleft()
+                if len(got) != args.length:
+                    sys.exit("a memo of %d bytes arrived, not %d" % (len(got), args.length))
+                seen += 1
+        print("%.6f" % (time.monotonic() - start), flush=True)
+    finally:
+        tx.close()
+        rx.close()
+
+
 def main():
     signal.alarm(60)
     parser = argparse.ArgumentParser()
@@ -126,6 +171,14 @@ def main():
             p.add_argument("--curt", action="store_true")
             p.add_argument("--seed")
             p.add_argument("memos", nargs="+")
+    p = sub.add_parser("bench")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--udp", action="store_true")
+    where.add_argument("--uxd")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--length", type=int, required=True)
+    p.add_argument("--size", type=int)
+    p.add_argument("--window", type=int, default=256)
     p = sub.add_parser("pattern")
     p.add_argument("length", type=int)
     args = parser.parse_args()
@@ -133,6 +186,8 @@ def main():
         sys.stdout.write(pattern(args.length))
     elif args.mode == "recv":
         recv(args)
+    elif args.mode == "bench":
+        bench(args)
     else:
         if args.uxd is not None and not args.bind:
             parser.error("send --uxd needs --bind PATH (hio binds its socket)")
