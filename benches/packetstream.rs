@@ -9,7 +9,9 @@
 //! decodes every frame a read brought and writes all the echoes in one `write_all`; the client
 //! keeps the same number in flight and flushes once per batch of replies. `server_alone` runs
 //! that same plain client with packets (`PacketCodec`) against a `PacketConnection` server,
-//! to tell what the server costs from what the client side costs. Each workload also
+//! to tell what the server costs from what the client side costs, and `codec_alone` runs it
+//! against the raw echo's own loop speaking packets (`codec_echo`), to tell what the codec
+//! costs from what the connection does. Each workload also
 //! runs through tarpc (bincode over the same kind of socket), the target being to be ahead
 //! of it.
 //!
@@ -61,6 +63,25 @@ async fn raw_echo(mut io: Box<dyn Io>) {
     while io.read_buf(&mut inbox).await.is_ok_and(|n| n > 0) {
         while let Ok(Some(frame)) = codec.decode(&mut inbox) {
             codec.encode(frame.freeze(), &mut outbox).unwrap();
+        }
+        if io.write_all(&outbox).await.is_err() {
+            return;
+        }
+        outbox.clear();
+    }
+}
+
+/// The raw echo's loop with packets instead of length-delimited frames: every request a read
+/// brought is answered (flags and payload echoed) in one write, with no session, handler or
+/// correlation. What `PacketCodec` alone costs; the ceiling of the packetstream server.
+async fn codec_echo(mut io: Box<dyn Io>) {
+    let mut codec = PacketCodec::default();
+    let (mut inbox, mut outbox) = (BytesMut::with_capacity(64 * 1024), BytesMut::new());
+    while io.read_buf(&mut inbox).await.is_ok_and(|n| n > 0) {
+        while let Ok(Some(rq)) = codec.decode(&mut inbox) {
+            let (channel, tag, flags) = (rq.channel(), rq.tag(), rq.flags());
+            let reply = Packet::response(channel, tag, true, flags, rq.into_payload()).unwrap();
+            codec.encode(&reply, &mut outbox).unwrap();
         }
         if io.write_all(&outbox).await.is_err() {
             return;
@@ -296,6 +317,20 @@ fn bench(c: &mut Criterion) {
             (client, server)
         });
         let mut plain_packets = Some(plain_packets);
+        let mut codec_alone = Some(rt.block_on(async {
+            let (client, server) = socket_pair(kind).await;
+            tokio::spawn(codec_echo(server));
+            let mut tag = 1;
+            PlainClient::new(
+                client,
+                PacketCodec::default(),
+                move |payload: &Bytes| {
+                    tag += 1;
+                    Packet::request(0, tag, 0, 1, payload.clone()).unwrap()
+                },
+                |reply: &Packet, len| reply.ok() == Some(true) && reply.payload().len() == len,
+            )
+        }));
         let tarpc = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             tokio::spawn(tarpc_serve(server));
@@ -315,6 +350,9 @@ fn bench(c: &mut Criterion) {
             // thread: the socket and the task then share the runtime's worker threads.
             group.bench_function(BenchmarkId::from_parameter("raw_echo"), |b| {
                 b.iter_custom(|iters| time_plain(&rt, &mut raw, iters, window, &payload))
+            });
+            group.bench_function(BenchmarkId::from_parameter("codec_alone"), |b| {
+                b.iter_custom(|iters| time_plain(&rt, &mut codec_alone, iters, window, &payload))
             });
             group.bench_function(BenchmarkId::from_parameter("server_alone"), |b| {
                 b.iter_custom(|iters| time_plain(&rt, &mut plain_packets, iters, window, &payload))

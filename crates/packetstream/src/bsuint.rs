@@ -7,27 +7,34 @@
 //! The decoder accepts non-minimal encodings (leading `80` bytes add nothing), as cs.binary
 //! does, and refuses a value that does not fit in a `u64`.
 
-use bytes::BufMut;
-
 use crate::Error;
 
 /// The most bytes a `u64` takes in its minimal encoding.
 pub const MAX_LEN: usize = 10;
 
-/// The number of bytes [`put`] writes for `value`.
+/// The number of bytes [`write`] writes for `value`.
+#[inline]
 pub fn encoded_len(value: u64) -> usize {
     let bits = 64 - value.leading_zeros() as usize;
     bits.div_ceil(7).max(1)
 }
 
-/// Writes `value` in its minimal encoding.
-pub fn put(value: u64, buf: &mut impl BufMut) {
-    let len = encoded_len(value);
-    for i in (1..len).rev() {
-        // Truncation to the low seven bits is the point.
-        buf.put_u8(0x80 | ((value >> (7 * i)) & 0x7f) as u8);
+/// Writes `value` in its minimal encoding at the front of `out`; returns how many bytes it
+/// took. Headers are built on the stack this way, then written with one `put_slice`.
+#[inline]
+pub fn write(value: u64, out: &mut [u8; MAX_LEN]) -> usize {
+    if value < 0x80 {
+        out[0] = value as u8;
+        return 1;
     }
-    buf.put_u8((value & 0x7f) as u8);
+    let len = encoded_len(value);
+    for (i, byte) in out.iter_mut().take(len).enumerate() {
+        let shift = 7 * (len - 1 - i);
+        // Truncation to the low seven bits is the point.
+        *byte = 0x80 | ((value >> shift) & 0x7f) as u8;
+    }
+    out[len - 1] &= 0x7f;
+    len
 }
 
 /// Reads one BSUInt from the front of `bytes`.
@@ -35,7 +42,15 @@ pub fn put(value: u64, buf: &mut impl BufMut) {
 /// Returns the value and the number of bytes it took, `Ok(None)` when `bytes` ends before
 /// the last byte of the integer, or [`Error::VarintOverflow`] when the value needs more than
 /// 64 bits.
+#[inline]
 pub fn get(bytes: &[u8]) -> Result<Option<(u64, usize)>, Error> {
+    // Most integers on the wire (tags of small connections, flags words, rq_types, short
+    // lengths) are one byte.
+    if let Some(&byte) = bytes.first() {
+        if byte < 0x80 {
+            return Ok(Some((u64::from(byte), 1)));
+        }
+    }
     let mut value: u64 = 0;
     for (i, &byte) in bytes.iter().enumerate() {
         if value > u64::MAX >> 7 {
@@ -56,7 +71,9 @@ mod tests {
 
     fn encode(value: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        put(value, &mut out);
+        let mut bytes = [0; MAX_LEN];
+        let len = write(value, &mut bytes);
+        out.extend_from_slice(&bytes[..len]);
         out
     }
 

@@ -113,15 +113,16 @@ impl Encoder<&Packet> for PacketCodec {
     type Error = Error;
 
     fn encode(&mut self, packet: &Packet, dst: &mut BytesMut) -> Result<(), Error> {
-        let body = packet.body_len();
-        if body > self.max_packet {
+        let head = packet.head();
+        if head.body_len > self.max_packet {
             return Err(Error::PacketTooLarge {
-                len: body as u64,
+                len: head.body_len as u64,
                 max: self.max_packet,
             });
         }
-        dst.reserve(bsuint::encoded_len(body as u64) + body);
-        packet.encode_with_len(body, dst);
+        dst.reserve(head.bytes().len() + packet.payload().len());
+        dst.extend_from_slice(head.bytes());
+        dst.extend_from_slice(packet.payload());
         Ok(())
     }
 }

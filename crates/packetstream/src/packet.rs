@@ -61,6 +61,25 @@ pub struct Packet {
     payload: Bytes,
 }
 
+/// The most bytes a frame's head takes: the length prefix and four integers.
+const HEAD_MAX: usize = 5 * bsuint::MAX_LEN;
+
+/// A frame's length prefix and its body's integers, built on the stack.
+pub(crate) struct Head {
+    bytes: [u8; HEAD_MAX],
+    start: usize,
+    end: usize,
+    /// The body's length: the integers and the payload.
+    pub body_len: usize,
+}
+
+impl Head {
+    /// The prefix and the integers, ready to write before the payload.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+}
+
 impl Packet {
     /// The EOF packet (`03 00 02 00`): "I will send nothing more".
     pub const EOF: Packet = Packet::control(0);
@@ -221,6 +240,7 @@ impl Packet {
     }
 
     /// The length of the body (the frame without its length prefix).
+    #[inline]
     pub fn body_len(&self) -> usize {
         let mut len = bsuint::encoded_len(self.tag) + bsuint::encoded_len(self.flagsword());
         if self.channel != 0 {
@@ -240,21 +260,40 @@ impl Packet {
 
     /// Writes the whole frame (length prefix and body), exactly as cs.packetstream does.
     pub fn encode(&self, buf: &mut impl BufMut) {
-        self.encode_with_len(self.body_len(), buf);
+        buf.put_slice(self.head().bytes());
+        buf.put_slice(&self.payload);
     }
 
-    /// [`encode`](Packet::encode) with the body length already known.
-    pub(crate) fn encode_with_len(&self, body_len: usize, buf: &mut impl BufMut) {
-        bsuint::put(body_len as u64, buf);
-        bsuint::put(self.tag, buf);
-        bsuint::put(self.flagsword(), buf);
+    /// The length prefix and every integer of the body, built on the stack: the frame is
+    /// the head's bytes followed by the payload.
+    pub(crate) fn head(&self) -> Head {
+        let mut head = Head {
+            bytes: [0; HEAD_MAX],
+            start: bsuint::MAX_LEN,
+            end: bsuint::MAX_LEN,
+            body_len: 0,
+        };
+        let mut int = [0; bsuint::MAX_LEN];
+        // The body's integers go after room for the longest prefix; the prefix, once the
+        // body's length is known, goes right before them.
+        let mut push = |value: u64, head: &mut Head| {
+            let n = bsuint::write(value, &mut int);
+            head.bytes[head.end..head.end + n].copy_from_slice(&int[..n]);
+            head.end += n;
+        };
+        push(self.tag, &mut head);
+        push(self.flagsword(), &mut head);
         if self.channel != 0 {
-            bsuint::put(self.channel, buf);
+            push(self.channel, &mut head);
         }
         if let Kind::Request { wire_rq_type, .. } = self.kind {
-            bsuint::put(wire_rq_type, buf);
+            push(wire_rq_type, &mut head);
         }
-        buf.put_slice(&self.payload);
+        head.body_len = head.end - bsuint::MAX_LEN + self.payload.len();
+        let n = bsuint::write(head.body_len as u64, &mut int);
+        head.start = bsuint::MAX_LEN - n;
+        head.bytes[head.start..bsuint::MAX_LEN].copy_from_slice(&int[..n]);
+        head
     }
 
     /// Parses a body (the frame without its length prefix). The payload shares `body`'s
