@@ -152,6 +152,20 @@ where
     }
 }
 
+/// The plain client speaking packets: tags counted up from 2, replies checked for ok.
+fn plain_packet_client(io: Box<dyn Io>) -> PlainClient<PacketCodec, Packet> {
+    let mut tag = 1;
+    PlainClient::new(
+        io,
+        PacketCodec::default(),
+        move |payload: &Bytes| {
+            tag += 1;
+            Packet::request(0, tag, 0, 1, payload.clone()).unwrap()
+        },
+        |reply: &Packet, len| reply.ok() == Some(true) && reply.payload().len() == len,
+    )
+}
+
 /// Times one run of a plain client taken out of `slot`, in a spawned task, and puts it back.
 fn time_plain<C, I>(
     rt: &Runtime,
@@ -304,32 +318,13 @@ fn bench(c: &mut Criterion) {
                 Config::default(),
                 |_, flags, payload: Bytes| async move { Ok::<_, Infallible>((flags, payload)) },
             );
-            let mut tag = 1;
-            let client = PlainClient::new(
-                client,
-                PacketCodec::default(),
-                move |payload: &Bytes| {
-                    tag += 1;
-                    Packet::request(0, tag, 0, 1, payload.clone()).unwrap()
-                },
-                |reply: &Packet, len| reply.ok() == Some(true) && reply.payload().len() == len,
-            );
-            (client, server)
+            (plain_packet_client(client), server)
         });
         let mut plain_packets = Some(plain_packets);
         let mut codec_alone = Some(rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             tokio::spawn(codec_echo(server));
-            let mut tag = 1;
-            PlainClient::new(
-                client,
-                PacketCodec::default(),
-                move |payload: &Bytes| {
-                    tag += 1;
-                    Packet::request(0, tag, 0, 1, payload.clone()).unwrap()
-                },
-                |reply: &Packet, len| reply.ok() == Some(true) && reply.payload().len() == len,
-            )
+            plain_packet_client(client)
         }));
         let tarpc = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
