@@ -240,22 +240,13 @@ impl Packet {
     }
 
     /// The length of the body (the frame without its length prefix).
-    #[inline]
     pub fn body_len(&self) -> usize {
-        let mut len = bsuint::encoded_len(self.tag) + bsuint::encoded_len(self.flagsword());
-        if self.channel != 0 {
-            len += bsuint::encoded_len(self.channel);
-        }
-        if let Kind::Request { wire_rq_type, .. } = self.kind {
-            len += bsuint::encoded_len(wire_rq_type);
-        }
-        len + self.payload.len()
+        self.head().body_len
     }
 
     /// The length of the whole frame, length prefix included.
     pub fn frame_len(&self) -> usize {
-        let body = self.body_len();
-        bsuint::encoded_len(body as u64) + body
+        self.head().bytes().len() + self.payload.len()
     }
 
     /// Writes the whole frame (length prefix and body), exactly as cs.packetstream does.
