@@ -28,7 +28,8 @@ use crate::{Config, Ended, Error, Packet, Reply, Response};
 /// stream ends, the connection runs the same sequence by itself, so a server only has to
 /// wait for [`closed`](PacketConnection::closed). Dropping every handle starts the close
 /// sequence without waiting for it. Whenever the link ends, every request still waiting fails
-/// at once with [`Error::Closed`]: no caller ever hangs.
+/// at once with [`Error::Closed`]: no caller ever hangs, not even one in another runtime when
+/// the connection's own runtime shuts down ([`Ended::TaskDropped`]).
 ///
 /// ```
 /// use bytes::Bytes;
@@ -214,6 +215,7 @@ impl PacketConnection {
 
     fn refusal(&self) -> Error {
         match self.shared.ended.borrow().as_ref() {
+            Some(Err(e @ Error::Closed(_))) => e.clone(),
             Some(Err(e)) => Error::Closed(Ended::Failed(Arc::new(e.clone()))),
             Some(Ok(())) => Error::Closed(Ended::Local),
             None => Error::Closing,

@@ -137,6 +137,24 @@ pub(crate) struct Driver<T, H: Handler> {
     read_yielded: bool,
 }
 
+impl<T, H: Handler> Drop for Driver<T, H> {
+    /// A driver dropped before it published how the connection ended (its runtime shut
+    /// down): the requests waiting from other runtimes must not hang.
+    fn drop(&mut self) {
+        if self.shared.ended.borrow().is_some() {
+            return;
+        }
+        let error = Error::Closed(Ended::TaskDropped);
+        let failed = self.shared.fail_all(&error);
+        debug!(
+            failed,
+            "connection task dropped before the connection ended"
+        );
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.ended.send_replace(Some(Err(error)));
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     pub fn new(
         io: T,

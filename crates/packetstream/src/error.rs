@@ -93,6 +93,12 @@ pub enum Ended {
     /// The connection was closed on this side.
     #[error("the connection was closed on this side")]
     Local,
+    /// The connection's task was dropped before the connection ended: the runtime it was
+    /// spawned on shut down.
+    #[error(
+        "the connection's task was dropped before the connection ended (its runtime shut down)"
+    )]
+    TaskDropped,
     /// The connection failed.
     #[error("{0}")]
     Failed(Arc<Error>),

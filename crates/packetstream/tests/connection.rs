@@ -411,6 +411,37 @@ async fn the_stream_ending_fails_pending_requests_at_once() {
     ));
 }
 
+#[test]
+fn a_runtime_shutting_down_fails_the_requests_waiting_in_another() {
+    let theirs = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let (client, mut raw) = theirs.block_on(async { raw_peer_of(Config::default(), false) });
+    let ours = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    ours.block_on(async move {
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.request(0, 0, "q").await }
+        });
+        // The request reached the peer, so the connection's task has run; then it is dropped.
+        next(&mut raw).await;
+        theirs.shutdown_background();
+        fn dropped<T>(r: Result<T, Error>) -> bool {
+            matches!(r, Err(Error::Closed(Ended::TaskDropped)))
+        }
+        let waited = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .expect("the waiting request fails at once");
+        assert!(dropped(waited.unwrap()));
+        assert!(dropped(client.closed().await));
+        assert!(dropped(client.request(0, 0, "again").await));
+    });
+}
+
 /// The raw peer writes `bytes` and then (if `end`) shuts its side; a request is pending.
 async fn pending_request_meets(bytes: &[u8], end: bool, config: Config) -> (Error, Error) {
     let (client, raw) = raw_peer_of(config, false);
