@@ -16,6 +16,8 @@
 //! of it.
 //!
 //! `cargo bench --bench packetstream -- --warm-up-time 1 --measurement-time 5`
+//!
+//! With `STRATA_BENCH_WORKERS=1` the runtime has one worker thread instead of one per core.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -281,8 +283,19 @@ async fn tarpc_run(client: &EchoClient, n: u64, window: u64, payload: &[u8]) {
     .await
 }
 
+/// The runtime every client and server runs on: tokio's default (a worker per core), or
+/// `$STRATA_BENCH_WORKERS` workers. With one worker, tasks never move between threads, which
+/// tells what the work costs from what spreading it over the workers costs.
+fn runtime() -> Runtime {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Ok(n) = std::env::var("STRATA_BENCH_WORKERS") {
+        builder.worker_threads(n.parse().expect("STRATA_BENCH_WORKERS is a number"));
+    }
+    builder.enable_all().build().unwrap()
+}
+
 fn bench(c: &mut Criterion) {
-    let rt = Runtime::new().unwrap();
+    let rt = runtime();
     let workloads: [(&str, usize, u64); 3] = [
         ("pipelined_64B", 64, 64),
         ("sequential_64B", 64, 1),
