@@ -1,11 +1,15 @@
 #![doc = include_str!("../README.md")]
 
+mod connections;
 mod error;
+mod interface;
 mod layer;
 mod stack;
 mod tls;
 
+pub use connections::{Connections, Counts, Credentials, Peer, PeerAddr, Shutdown};
 pub use error::Error;
+pub use interface::{Accepted, Config, Interface, ListenAddr, Listener, Serving};
 pub use layer::{Endpoint, Io, Layer, Layered, Residue, WrapDyn};
 pub use stack::Stack;
 pub use tls::{Tls, TlsClient, TlsInfo, TlsServer};
