@@ -39,6 +39,14 @@ pub enum Error {
     /// be a trust anchor).
     #[error("TLS configuration: {0}")]
     TlsConfig(#[from] rustls::Error),
+    /// A PEM file that cannot be read, or holds nothing usable.
+    #[error("cannot use the PEM file {path}: {reason}")]
+    Pem {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// A server name that is neither a DNS name nor an IP address.
     #[error("{name:?} is neither a DNS name nor an IP address to verify a server by")]
     ServerName {

@@ -7,6 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use std::path::Path;
+
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, CommonState, ProtocolVersion, RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -105,6 +108,30 @@ impl TlsClient {
             })?;
         Ok(TlsClient::new(Arc::new(config), server_name))
     }
+
+    /// [`verifying`](TlsClient::verifying) with the CA certificates of the PEM file `ca`.
+    pub fn from_pem_ca(ca: impl AsRef<Path>, server_name: &str) -> Result<TlsClient, Error> {
+        TlsClient::verifying(certificates_from_pem(ca.as_ref())?, server_name)
+    }
+}
+
+/// The certificates of a PEM file, in order.
+fn certificates_from_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let pem = |e: rustls::pki_types::pem::Error| Error::Pem {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(pem)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem)?;
+    if certs.is_empty() {
+        return Err(Error::Pem {
+            path: path.to_owned(),
+            reason: "no certificate in it".into(),
+        });
+    }
+    Ok(certs)
 }
 
 impl Layer for TlsClient {
@@ -156,6 +183,21 @@ impl TlsServer {
             .with_no_client_auth()
             .with_single_cert(certs, key)?;
         Ok(TlsServer::new(Arc::new(config)))
+    }
+
+    /// [`with_identity`](TlsServer::with_identity) from PEM files: the certificate chain in
+    /// `cert` (the server's own first) and its private key in `key` (PKCS#8, PKCS#1 or SEC1).
+    pub fn from_pem_files(
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<TlsServer, Error> {
+        let certs = certificates_from_pem(cert.as_ref())?;
+        let key_path = key.as_ref();
+        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| Error::Pem {
+            path: key_path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        TlsServer::with_identity(certs, key)
     }
 }
 

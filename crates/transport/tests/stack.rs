@@ -270,3 +270,28 @@ async fn pop_returns_what_the_layer_decoded_and_nobody_read() {
     assert!(c.unread().is_empty());
     assert!(matches!(c.pop().await, Err(Error::NothingToPop)));
 }
+
+#[tokio::test]
+async fn tls_from_pem_files() {
+    let dir = std::env::temp_dir().join(format!("strata-pem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = Ca::new("Strata test CA");
+    let (ca_pem, cert_pem, key_pem) = support::write_pem_files(&ca, &dir);
+    let server = TlsServer::from_pem_files(&cert_pem, &key_pem).unwrap();
+    let client = TlsClient::from_pem_ca(&ca_pem, "localhost").unwrap();
+    let (c, _s) = tls_stacks(client, server).await;
+    assert_eq!(
+        c.get::<TlsInfo>().unwrap().peer_subject.as_deref(),
+        Some("CN=strata server")
+    );
+    let missing = dir.join("missing.pem");
+    let e = TlsClient::from_pem_ca(&missing, "localhost").unwrap_err();
+    assert!(
+        matches!(&e, Error::Pem { path, .. } if *path == missing),
+        "{e}"
+    );
+    // A key file where the certificates should be holds no certificate.
+    let e = TlsServer::from_pem_files(&key_pem, &key_pem).unwrap_err();
+    assert!(e.to_string().contains("no certificate"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,6 +1,8 @@
 //! Certificates made in the test with rcgen: a CA and the identities it signs.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use std::path::{Path, PathBuf};
+
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A certificate authority.
@@ -42,4 +44,33 @@ impl Ca {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         (vec![cert], key)
     }
+}
+
+/// PEM of one DER item.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Writes the CA certificate and a server identity for `localhost` as PEM files in `dir`:
+/// (ca.pem, cert.pem, key.pem).
+#[allow(dead_code)]
+pub fn write_pem_files(ca: &Ca, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (certs, key) = ca.identity("strata server", &["localhost", "127.0.0.1"]);
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, pem("CERTIFICATE", &ca.cert)).unwrap();
+    std::fs::write(&paths.1, pem("CERTIFICATE", &certs[0])).unwrap();
+    std::fs::write(&paths.2, pem("PRIVATE KEY", key.secret_der())).unwrap();
+    paths
 }
