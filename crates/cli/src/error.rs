@@ -33,6 +33,9 @@ pub enum CliError {
     /// Accepting or setting up a connection failed.
     #[error("cannot accept or set up a connection: {0}")]
     Accept(std::io::Error),
+    /// TLS could not be set up: a PEM file, a handshake.
+    #[error("TLS: {0}")]
+    Tls(#[from] transport::Error),
     /// The packet connection failed.
     #[error("the packet connection failed: {0}")]
     Packet(packetstream::Error),

@@ -12,6 +12,7 @@ mod error;
 mod memo;
 mod packet;
 mod rpc;
+mod tls;
 
 use error::CliError;
 

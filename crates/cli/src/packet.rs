@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use packetstream::{Config, PacketConnection, Reply};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tracing::{debug, info, warn};
+use transport::TlsServer;
 
 use crate::error::CliError;
+use crate::tls::{CallTls, ServeTls};
 
 /// `strata packet ...`
 #[derive(Debug, clap::Args)]
@@ -51,6 +52,8 @@ struct Serve {
     /// Serve channels other than 0 too (off is cs-compatible: they are refused).
     #[arg(long)]
     channels: bool,
+    #[command(flatten)]
+    tls: ServeTls,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +79,8 @@ struct Call {
     /// Give up on the reply after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
+    #[command(flatten)]
+    tls: CallTls,
 }
 
 /// Runs `strata packet ...`.
@@ -114,6 +119,10 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
         channels: args.channels,
         ..Config::default()
     };
+    let tls = args.tls.server()?;
+    if tls.is_some() && args.unix.is_some() {
+        usage("--tls-cert and --tls-key serve TLS over TCP only");
+    }
     match &args.unix {
         Some(path) => {
             let listener = UnixListener::bind(path).map_err(|e| CliError::Listen {
@@ -123,7 +132,7 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
             println!("listening {}", path.display());
             loop {
                 let (stream, _) = listener.accept().await.map_err(CliError::Accept)?;
-                let served = serve_one(stream, "unix peer".into(), &config);
+                let served = serve_one(stream, "unix peer".into(), config.clone(), tls.clone());
                 if args.once {
                     return served.await;
                 }
@@ -144,7 +153,7 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
                 if let Err(e) = stream.set_nodelay(true) {
                     debug!(%peer, error = %e, "TCP_NODELAY not set");
                 }
-                let served = serve_one(stream, peer.to_string(), &config);
+                let served = serve_one(stream, peer.to_string(), config.clone(), tls.clone());
                 if args.once {
                     return served.await;
                 }
@@ -154,16 +163,22 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
     }
 }
 
-fn serve_one<T>(
+/// Serves one connection, over TLS when `tls` is given (the handshake runs here, in the
+/// connection's own task, so a slow or bad client holds up no other).
+async fn serve_one<T>(
     stream: T,
     peer: String,
-    config: &Config,
-) -> impl Future<Output = Result<(), CliError>> + Send + 'static
+    config: Config,
+    tls: Option<TlsServer>,
+) -> Result<(), CliError>
 where
-    T: AsyncRead + AsyncWrite + Send + 'static,
+    T: transport::Io,
 {
-    let conn = PacketConnection::with_handler(stream, config.clone(), table);
-    async move {
+    let stack = crate::tls::stack(stream, tls).await.inspect_err(|e| {
+        warn!(%peer, error = %e, "connection refused");
+    })?;
+    let conn = PacketConnection::with_handler(stack, config, table);
+    {
         info!(%peer, "connection opened");
         let ended = conn.closed().await;
         let stats = conn.stats();
@@ -195,6 +210,9 @@ async fn run_call(args: Call) -> Result<(), CliError> {
         request_timeout: Some(Duration::from_secs(args.timeout)),
         ..Config::default()
     };
+    if args.tls.is_on() && args.unix.is_some() {
+        usage("--tls-ca speaks TLS over TCP only");
+    }
     let conn = match (addr, &args.unix) {
         (Some(addr), _) => {
             let stream =
@@ -205,7 +223,8 @@ async fn run_call(args: Call) -> Result<(), CliError> {
                         source: e,
                     })?;
             stream.set_nodelay(true).map_err(CliError::Accept)?;
-            PacketConnection::new(stream, config)
+            let tls = args.tls.client(addr)?;
+            PacketConnection::new(crate::tls::stack(stream, tls).await?, config)
         }
         (None, Some(path)) => {
             let stream = UnixStream::connect(path)

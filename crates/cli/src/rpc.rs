@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tracing::{debug, info};
 
 use crate::error::CliError;
+use crate::tls::{CallTls, ServeTls};
 
 /// `strata rpc ...`
 #[derive(Debug, clap::Args)]
@@ -53,6 +54,9 @@ struct Serve {
     /// The versions served, comma-separated.
     #[arg(long, value_name = "V[,V...]", value_delimiter = ',', required = true)]
     vers: Vec<u32>,
+    /// TLS on the TCP listener (UDP stays plain).
+    #[command(flatten)]
+    tls: ServeTls,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +77,9 @@ struct Ping {
     /// Give up on a reply after this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     timeout: u64,
+    /// TLS, over TCP only.
+    #[command(flatten)]
+    tls: CallTls,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +114,10 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
         let addr = addr.to_owned();
         move |source| CliError::Listen { addr, source }
     };
+    let tls = args.tls.server()?;
+    if tls.is_some() && tcp.is_none() {
+        crate::packet::usage("--tls-cert and --tls-key serve TLS on the TCP listener: give --tcp");
+    }
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(addr) = &tcp {
         let listener = TcpListener::bind(addr).await.map_err(listen_error(addr))?;
@@ -119,10 +130,18 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
             loop {
                 let (stream, peer) = listener.accept().await.map_err(CliError::Accept)?;
                 let _ = stream.set_nodelay(true);
-                let known = Peer::of_tcp(&stream);
-                let stream = RecordStream::new(stream, &Config::default()).with_peer(known);
-                let program = program.clone();
+                let (program, tls) = (program.clone(), tls.clone());
                 tokio::spawn(async move {
+                    let mut known = Peer::of_tcp(&stream);
+                    let stack = match crate::tls::stack(stream, tls).await {
+                        Ok(stack) => stack,
+                        Err(e) => return info!(%peer, error = %e, "connection refused"),
+                    };
+                    // A client certificate's subject is the peer's user name.
+                    known.user_name = stack
+                        .get::<transport::TlsInfo>()
+                        .and_then(|tls| tls.peer_subject.clone());
+                    let stream = RecordStream::new(stack, &Config::default()).with_peer(known);
                     match serve_stream(stream, &program).await {
                         Ok(()) => info!(%peer, "connection closed"),
                         Err(e) => info!(%peer, error = %e, "connection failed"),
@@ -174,7 +193,12 @@ async fn resolve(text: &str, default_port: Option<u16>) -> Result<SocketAddr, Cl
         .ok_or_else(|| bad("no address".into()))
 }
 
-async fn connect(addr: SocketAddr, udp: bool, timeout: Duration) -> Result<Client, CliError> {
+async fn connect(
+    addr: SocketAddr,
+    udp: bool,
+    timeout: Duration,
+    tls: Option<transport::TlsClient>,
+) -> Result<Client, CliError> {
     let config = Config::default();
     let connect_error = |source| CliError::Connect {
         addr: addr.to_string(),
@@ -200,7 +224,10 @@ async fn connect(addr: SocketAddr, udp: bool, timeout: Duration) -> Result<Clien
         .map_err(|_| connect_error(std::io::ErrorKind::TimedOut.into()))?
         .map_err(connect_error)?;
     let _ = stream.set_nodelay(true);
-    Ok(Client::stream(RecordStream::new(stream, &config), &config))
+    let stack = tokio::time::timeout(timeout, crate::tls::stack(stream, tls))
+        .await
+        .map_err(|_| connect_error(std::io::ErrorKind::TimedOut.into()))??;
+    Ok(Client::stream(RecordStream::new(stack, &config), &config))
 }
 
 /// Calls NULL of `prog` `vers`; the server's refusal is `Ok(Err(..))`.
@@ -220,7 +247,11 @@ async fn null(
 async fn run_ping(args: Ping) -> Result<(), CliError> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let addr = resolve(&args.addr, None).await?;
-    let client = connect(addr, args.udp, timeout).await?;
+    if args.udp && args.tls.is_on() {
+        crate::packet::usage("--tls-ca speaks TLS over TCP only");
+    }
+    let tls = args.tls.client(&args.addr)?;
+    let client = connect(addr, args.udp, timeout, tls).await?;
     let prog = args.prog;
     let versions = match args.vers {
         Some(vers) => vers..=vers,
@@ -265,7 +296,7 @@ async fn run_ping(args: Ping) -> Result<(), CliError> {
 async fn run_dump(args: Dump) -> Result<(), CliError> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     let addr = resolve(&args.host, Some(PMAP_PORT)).await?;
-    let client = connect(addr, false, timeout).await?;
+    let client = connect(addr, false, timeout, None).await?;
     let reply = tokio::time::timeout(
         timeout,
         client.call(PMAP_PROG, PMAP_VERS, PMAPPROC_DUMP, Bytes::new()),

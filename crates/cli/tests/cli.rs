@@ -58,6 +58,7 @@ fn demo_runs_every_step_and_ends_with_a_table_of_them() {
         "flow pipeline",
         "correlated exchange",
         "packet requests",
+        "packet requests over TLS",
         "memos",
         "rpc calls",
     ] {
@@ -68,7 +69,11 @@ fn demo_runs_every_step_and_ends_with_a_table_of_them() {
         assert!(row.contains(" ok "), "{row}");
         assert!(row.ends_with("/s"), "a rate ends the row: {row}");
     }
-    assert_eq!(table.last(), Some(&"5 of 5 steps ok"));
+    assert_eq!(table.last(), Some(&"6 of 6 steps ok"));
+    assert!(
+        stdout.contains("over TLSv1_3 (CN=strata demo server)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("each arrived whole and intact"), "{stdout}");
     assert!(stdout.contains("0 orphans"), "{stdout}");
     assert!(stdout.contains("series produce completed"), "{stdout}");

@@ -12,6 +12,7 @@ use crate::error::CliError;
 mod flows;
 mod memo;
 mod packet;
+mod pki;
 mod rpc;
 
 /// Options of `strata demo`.
@@ -58,6 +59,11 @@ const STEPS: &[Step] = &[
         name: "packet requests",
         layer: "packetstream",
         run: |scale| Box::pin(packet::pipelined(scale)),
+    },
+    Step {
+        name: "packet requests over TLS",
+        layer: "transport",
+        run: |scale| Box::pin(packet::over_tls(scale)),
     },
     Step {
         name: "memos",

@@ -1,5 +1,5 @@
-//! The packetstream step: `strata packet serve`'s handler table over loopback TCP, called
-//! with 64 requests in flight.
+//! The packetstream steps: `strata packet serve`'s handler table over loopback TCP, plain
+//! and through a TLS stack, called with 64 requests in flight.
 
 use std::sync::Arc;
 
@@ -8,32 +8,56 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use packetstream::{Config, PacketConnection};
 use tokio::net::{TcpListener, TcpStream};
+use transport::{TlsClient, TlsInfo, TlsServer};
 
 use super::Report;
 use crate::packet::table;
+use crate::tls::stack;
 
 /// Pipelined echo requests (64 in flight) over TCP on 127.0.0.1, checked one by one, then a
 /// clean close from both sides.
 pub async fn pipelined(scale: u32) -> Result<Report, String> {
+    exchange(20_000 * u64::from(scale), None).await
+}
+
+/// The same over a TLS stack on each end, the server's certificate made here and verified
+/// by the client against the CA that signed it.
+pub async fn over_tls(scale: u32) -> Result<Report, String> {
+    let (client, server) = super::pki::tls_pair().map_err(|e| format!("no certificate: {e}"))?;
+    exchange(10_000 * u64::from(scale), Some((client, server))).await
+}
+
+async fn exchange(total: u64, tls: Option<(TlsClient, TlsServer)>) -> Result<Report, String> {
     const IN_FLIGHT: usize = 64;
-    let total = 20_000 * u64::from(scale);
+    let (client_tls, server_tls) = tls.unzip();
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot listen on loopback: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await?;
-        stream.set_nodelay(true)?;
-        let conn = PacketConnection::with_handler(stream, Config::default(), table);
+        let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let stack = stack(stream, server_tls).await.map_err(|e| e.to_string())?;
+        let conn = PacketConnection::with_handler(stack, Config::default(), table);
         let ended = conn.closed().await;
-        Ok::<_, std::io::Error>((ended, conn.stats()))
+        Ok::<_, String>((ended, conn.stats()))
     });
 
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let client = Arc::new(PacketConnection::new(stream, Config::default()));
+    let stack = stack(stream, client_tls).await.map_err(|e| e.to_string())?;
+    let over = match stack.get::<TlsInfo>() {
+        Some(tls) => format!(
+            "over {} ({}) on TCP",
+            tls.protocol_version
+                .map_or_else(|| "TLS".to_owned(), |v| format!("{v:?}")),
+            tls.peer_subject.as_deref().unwrap_or("no subject")
+        ),
+        None => "over TCP".to_owned(),
+    };
+    let client = Arc::new(PacketConnection::new(stack, Config::default()));
 
     let call = |i: u64| {
         let client = Arc::clone(&client);
@@ -67,7 +91,7 @@ pub async fn pipelined(scale: u32) -> Result<Report, String> {
     let (ended, server_stats) = server
         .await
         .map_err(|e| format!("the server task failed: {e}"))?
-        .map_err(|e| format!("the server could not accept: {e}"))?;
+        .map_err(|e| format!("the server could not set up: {e}"))?;
     ended.map_err(|e| format!("the server's side failed: {e}"))?;
     let stats = client.stats();
     if server_stats.requests_served != total || stats.orphans != 0 {
@@ -78,7 +102,7 @@ pub async fn pipelined(scale: u32) -> Result<Report, String> {
     }
     Ok(Report {
         detail: format!(
-            "{total} echo requests of 64 bytes, {IN_FLIGHT} in flight, over TCP {addr}; \
+            "{total} echo requests of 64 bytes, {IN_FLIGHT} in flight, {over} {addr}; \
              {} packets and {} bytes out, 0 orphans; closed cleanly (ERQ, EOF both ways)",
             stats.packets_out, stats.bytes_out
         ),

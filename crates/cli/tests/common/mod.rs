@@ -223,6 +223,11 @@ impl Drop for Running {
 /// `strata rpc serve --prog PROG --vers VERS` on loopback TCP and UDP: the guard and both
 /// bound addresses.
 pub fn rpc_serve(prog: u32, vers: &str) -> (Running, String, String) {
+    rpc_serve_with(prog, vers, &[])
+}
+
+/// `rpc_serve` with more options (`--tls-cert`, `--tls-key`).
+pub fn rpc_serve_with(prog: u32, vers: &str, more: &[&str]) -> (Running, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args([
             "rpc",
@@ -233,6 +238,7 @@ pub fn rpc_serve(prog: u32, vers: &str) -> (Running, String, String) {
             "127.0.0.1:0",
         ])
         .args(["--prog", &prog.to_string(), "--vers", vers])
+        .args(more)
         .stdout(Stdio::piped())
         .spawn()
         .expect("strata rpc serve starts");
