@@ -56,11 +56,10 @@ impl CallTls {
 }
 
 /// A stack over `io`, with TLS pushed when `layer` is given.
-pub async fn stack<L>(io: impl transport::Io, layer: Option<L>) -> Result<Stack, CliError>
-where
-    L: transport::Layer,
-    L::Wrapped<Box<dyn transport::Layered>>: transport::Layered,
-{
+pub async fn stack(
+    io: impl transport::Io,
+    layer: Option<impl transport::Upgrade>,
+) -> Result<Stack, CliError> {
     let mut stack = Stack::new(io);
     if let Some(layer) = layer {
         stack.push(layer).await?;

@@ -39,26 +39,48 @@ pub trait Layer: Send + Sized + 'static {
         self,
         inner: S,
     ) -> impl Future<Output = Result<Self::Wrapped<S>, (Error, S)>> + Send;
-
-    /// [`wrap`](Layer::wrap) over the top of a dynamic stack: what
-    /// [`Stack::push`](crate::Stack::push) calls.
-    fn wrap_dyn(self, inner: Box<dyn Layered>) -> WrapDyn
-    where
-        Self::Wrapped<Box<dyn Layered>>: Layered,
-    {
-        Box::pin(async move {
-            match self.wrap(inner).await {
-                Ok(wrapped) => Ok(Box::new(wrapped) as Box<dyn Layered>),
-                Err(failed) => Err(failed),
-            }
-        })
-    }
 }
 
 /// The future of a layer starting over the top of a dynamic stack: the new top, or the
 /// error and the old top.
 pub type WrapDyn =
     Pin<Box<dyn Future<Output = Result<Box<dyn Layered>, (Error, Box<dyn Layered>)>> + Send>>;
+
+/// A layer ready to start on top of a dynamic [`Stack`](crate::Stack): the object-safe form
+/// of [`Layer`], so that an upgrade can be queued as a value (`Box<dyn Upgrade>`). Every
+/// [`Layer`] is one.
+pub trait Upgrade: Send + 'static {
+    /// The layer's name.
+    fn name(&self) -> &'static str;
+
+    /// Whether the layer refuses to start over unread bytes ([`Layer::REQUIRES_CLEAN_BOUNDARY`]).
+    fn requires_clean_boundary(&self) -> bool;
+
+    /// Starts the layer over `inner`, the stack's top.
+    fn start(self: Box<Self>, inner: Box<dyn Layered>) -> WrapDyn;
+}
+
+impl<L: Layer> Upgrade for L
+where
+    L::Wrapped<Box<dyn Layered>>: Layered,
+{
+    fn name(&self) -> &'static str {
+        L::NAME
+    }
+
+    fn requires_clean_boundary(&self) -> bool {
+        L::REQUIRES_CLEAN_BOUNDARY
+    }
+
+    fn start(self: Box<Self>, inner: Box<dyn Layered>) -> WrapDyn {
+        Box::pin(async move {
+            match (*self).wrap(inner).await {
+                Ok(wrapped) => Ok(Box::new(wrapped) as Box<dyn Layered>),
+                Err(failed) => Err(failed),
+            }
+        })
+    }
+}
 
 /// A layer at work inside a [`Stack`](crate::Stack): a byte stream over the layer below, which
 /// can say what it is and be peeled off.

@@ -10,6 +10,6 @@ mod tls;
 pub use connections::{Connections, Counts, Credentials, Peer, PeerAddr, Shutdown};
 pub use error::Error;
 pub use interface::{Accepted, Config, Interface, ListenAddr, Listener, Serving};
-pub use layer::{Endpoint, Io, Layer, Layered, Residue, WrapDyn};
+pub use layer::{Endpoint, Io, Layer, Layered, Residue, Upgrade, WrapDyn};
 pub use stack::Stack;
 pub use tls::{Tls, TlsClient, TlsInfo, TlsServer};

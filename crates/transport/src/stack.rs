@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tracing::debug;
 
 use crate::Error;
-use crate::layer::{Endpoint, Io, Layer, Layered, Residue, Rewind};
+use crate::layer::{Endpoint, Io, Layered, Residue, Rewind, Upgrade};
 
 /// A byte stream made of layers over an endpoint (fault.kernel.io's Transport), for
 /// connections that change protocol while they are live: STARTTLS, upgrades.
@@ -118,25 +118,27 @@ impl Stack {
 
     /// Starts `layer` on top: the stack reads and writes through it from now on.
     ///
-    /// A security layer ([`Layer::REQUIRES_CLEAN_BOUNDARY`]) refuses to start while bytes
+    /// A security layer ([`Layer::REQUIRES_CLEAN_BOUNDARY`](crate::Layer::REQUIRES_CLEAN_BOUNDARY)) refuses to start while bytes
     /// are unread ([`Error::UnreadResidue`]); another layer reads them first. When the
     /// layer fails to start ([`Error::Handshake`]), the stack is left as it was, less what
     /// the attempt consumed.
     ///
     /// Not cancel-safe: dropping the future midway loses the connection ([`Error::Lost`]).
-    pub async fn push<L>(&mut self, layer: L) -> Result<(), Error>
-    where
-        L: Layer,
-        L::Wrapped<Box<dyn Layered>>: Layered,
-    {
-        if L::REQUIRES_CLEAN_BOUNDARY && !self.unread.is_empty() {
+    pub async fn push(&mut self, layer: impl Upgrade) -> Result<(), Error> {
+        self.push_boxed(Box::new(layer)).await
+    }
+
+    /// [`push`](Stack::push) of an upgrade queued as a value.
+    pub async fn push_boxed(&mut self, layer: Box<dyn Upgrade>) -> Result<(), Error> {
+        let name = layer.name();
+        if layer.requires_clean_boundary() && !self.unread.is_empty() {
             debug!(
-                layer = L::NAME,
+                layer = name,
                 unread = self.unread.len(),
                 "push refused: bytes read ahead"
             );
             return Err(Error::UnreadResidue {
-                layer: L::NAME,
+                layer: name,
                 bytes: self.unread.len(),
             });
         }
@@ -145,7 +147,7 @@ impl Stack {
             let unread = self.unread.split().freeze();
             top = Box::new(Rewind { unread, inner: top });
         }
-        match layer.wrap_dyn(top).await {
+        match layer.start(top).await {
             Ok(wrapped) => {
                 self.top = Some(wrapped);
                 debug!(layers = ?self.names(), "layer pushed");
