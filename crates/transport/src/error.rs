@@ -19,6 +19,18 @@ pub enum Error {
         /// How many bytes were waiting.
         bytes: usize,
     },
+    /// A security layer was queued on a socket adapter while frames decoded before it were
+    /// still in the outbox: the application would take them as protected.
+    #[error(
+        "{frames} frames read before the {layer} layer were not yet taken from the outbox: a \
+         security layer starts only once everything before it has been read"
+    )]
+    UnreadFrames {
+        /// The layer that refused to start.
+        layer: &'static str,
+        /// How many frames were waiting.
+        frames: usize,
+    },
     /// A layer's handshake failed; the stack is left as it was before the push.
     #[error("the {layer} handshake failed: {source}")]
     Handshake {
@@ -59,6 +71,9 @@ pub enum Error {
     /// A `push` or `pop` was cancelled midway, and the stack's layers went with it.
     #[error("the stack lost its layers: a push or pop was cancelled midway")]
     Lost,
+    /// A socket adapter's codec failed to decode or encode a frame.
+    #[error("the codec failed: {0}")]
+    Codec(Box<dyn std::error::Error + Send + Sync>),
     /// Reading or writing through the stack failed.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),

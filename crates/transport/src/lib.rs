@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod adapter;
 mod connections;
 mod error;
 mod interface;
@@ -7,6 +8,7 @@ mod layer;
 mod stack;
 mod tls;
 
+pub use adapter::{AdapterConfig, Done, Outgoing, Phase, Signal, SocketAdapter};
 pub use connections::{Connections, Counts, Credentials, Peer, PeerAddr, Shutdown};
 pub use error::Error;
 pub use interface::{Accepted, Config, Interface, ListenAddr, Listener, Serving};

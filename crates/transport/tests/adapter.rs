@@ -1,0 +1,206 @@
+//! The socket adapter: ordered inbox, bounded outbox, half-close, STARTTLS in the middle of
+//! a plaintext exchange (and its refusal when bytes were injected), idle notifications,
+//! cancellation.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use kernel_flows::Exit;
+use support::Ca;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_util::codec::{Framed, LinesCodec};
+use transport::{
+    AdapterConfig, Error, Outgoing, Phase, SocketAdapter, Stack, TlsClient, TlsServer,
+};
+
+type Lines = SocketAdapter<String, String>;
+
+fn adapter(io: DuplexStream, config: AdapterConfig) -> Lines {
+    SocketAdapter::spawn(Stack::new(io), LinesCodec::new(), config)
+}
+
+async fn send(adapter: &Lines, item: Outgoing<String>) {
+    // The cancel-safe way: a permit first, then the send, which cannot fail or wait.
+    adapter.inbox.reserve().await.unwrap().send(item);
+}
+
+fn line(text: &str) -> Outgoing<String> {
+    Outgoing::Send(text.to_owned())
+}
+
+async fn next(adapter: &mut Lines) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(5), adapter.outbox.recv())
+        .await
+        .expect("a frame or the end in time")
+}
+
+async fn phase_becomes(adapter: &mut Lines, phase: Phase) {
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        adapter.signal.wait_for(|s| s.phase == phase),
+    )
+    .await
+    .expect("the phase in time")
+    .unwrap();
+}
+
+#[tokio::test]
+async fn frames_and_a_half_close_in_order_then_a_clean_end() {
+    let (ours, theirs) = tokio::io::duplex(1024);
+    let mut a = adapter(ours, AdapterConfig::default());
+    let mut peer = Framed::new(theirs, LinesCodec::new());
+    send(&a, line("one")).await;
+    send(&a, line("two")).await;
+    send(&a, Outgoing::FinishSending).await;
+    assert_eq!(peer.next().await.unwrap().unwrap(), "one");
+    assert_eq!(peer.next().await.unwrap().unwrap(), "two");
+    // The half-close reached the peer after the frames; our reading goes on.
+    assert!(peer.next().await.is_none());
+    phase_becomes(&mut a, Phase::WriteClosed).await;
+    peer.send(String::from("answer")).await.unwrap();
+    assert_eq!(next(&mut a).await.as_deref(), Some("answer"));
+    drop(peer);
+    assert_eq!(next(&mut a).await, None);
+    phase_becomes(&mut a, Phase::Closed).await;
+    assert!(matches!(a.done.await, Exit::Completed));
+}
+
+#[tokio::test]
+async fn a_full_outbox_stops_reading_and_loses_nothing() {
+    let (ours, mut theirs) = tokio::io::duplex(256);
+    let config = AdapterConfig {
+        outbox: 2,
+        ..AdapterConfig::default()
+    };
+    let mut a = adapter(ours, config);
+    let lines: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+    let writing = tokio::spawn(async move {
+        theirs.write_all(lines.as_bytes()).await.unwrap();
+        theirs
+    });
+    // Nobody takes from the outbox: the adapter stops reading, the pipe fills, and the
+    // peer's write cannot finish.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !writing.is_finished(),
+        "reading stopped while the outbox was full"
+    );
+    for i in 0..1000 {
+        assert_eq!(next(&mut a).await, Some(format!("line {i}")));
+    }
+    let theirs = writing.await.unwrap();
+    drop(theirs);
+    assert_eq!(next(&mut a).await, None);
+}
+
+/// Two adapters on a pipe speaking lines; `extra` is sent by the client in the same write
+/// as its STARTTLS.
+async fn starttls(extra: &str) -> (Lines, Lines) {
+    let ca = Ca::new("Strata test CA");
+    let (certs, key) = ca.identity("strata server", &["localhost"]);
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    let mut server = adapter(server_end, AdapterConfig::default());
+    let mut client = adapter(client_end, AdapterConfig::default());
+    // The codec adds the last newline: one frame, written at once, holds both lines.
+    let first = format!("STARTTLS\n{extra}");
+    send(&client, line(first.trim_end_matches('\n'))).await;
+    assert_eq!(next(&mut server).await.as_deref(), Some("STARTTLS"));
+    send(&server, line("GO")).await;
+    send(
+        &server,
+        Outgoing::Upgrade(Box::new(TlsServer::with_identity(certs, key).unwrap())),
+    )
+    .await;
+    assert_eq!(next(&mut client).await.as_deref(), Some("GO"));
+    let tls = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
+    send(&client, Outgoing::Upgrade(Box::new(tls))).await;
+    (client, server)
+}
+
+#[tokio::test]
+async fn starttls_in_the_middle_of_a_plaintext_exchange() {
+    let (mut client, mut server) = starttls("").await;
+    send(&client, line("MAIL FROM:<a@b>")).await;
+    assert_eq!(next(&mut server).await.as_deref(), Some("MAIL FROM:<a@b>"));
+    phase_becomes(&mut client, Phase::Upgraded("tls")).await;
+    phase_becomes(&mut server, Phase::Upgraded("tls")).await;
+    send(&server, line("250 ok")).await;
+    assert_eq!(next(&mut client).await.as_deref(), Some("250 ok"));
+    // Finishing sends close_notify through TLS; the other side sees a clean end.
+    send(&client, Outgoing::FinishSending).await;
+    assert_eq!(next(&mut server).await, None);
+    send(&server, Outgoing::FinishSending).await;
+    assert_eq!(next(&mut client).await, None);
+    assert!(matches!(client.done.await, Exit::Completed));
+    assert!(matches!(server.done.await, Exit::Completed));
+}
+
+#[tokio::test]
+async fn starttls_with_a_command_injected_before_the_handshake_is_refused() {
+    let injected = "MAIL FROM:<evil@x>";
+    let (client, mut server) = starttls(&format!("{injected}\n")).await;
+    // The injected line came in the same read as STARTTLS. Whether the adapter decoded it
+    // into the outbox before the upgrade came, or still held its bytes, the upgrade is
+    // refused and the adapter stops.
+    let done = tokio::time::timeout(Duration::from_secs(5), &mut server.done)
+        .await
+        .expect("the adapter stops");
+    match done {
+        Exit::Faulted(Error::UnreadFrames {
+            layer: "tls",
+            frames: 1,
+        }) => {
+            // Still there to see, as plaintext from before the upgrade.
+            assert_eq!(next(&mut server).await.as_deref(), Some(injected));
+        }
+        Exit::Faulted(Error::UnreadResidue {
+            layer: "tls",
+            bytes,
+        }) => {
+            assert_eq!(bytes, injected.len() + 1);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(next(&mut server).await, None);
+    drop(client);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeouts_are_notified_and_activity_restarts_the_wait() {
+    let (ours, mut theirs) = tokio::io::duplex(1024);
+    let config = AdapterConfig {
+        idle_timeout: Some(Duration::from_secs(30)),
+        ..AdapterConfig::default()
+    };
+    let mut a = adapter(ours, config);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    theirs.write_all(b"ping\n").await.unwrap();
+    assert_eq!(next(&mut a).await.as_deref(), Some("ping"));
+    // 20 s after the ping: 40 s since the start, but not 30 s idle.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(a.signal.borrow().idle, 0);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    assert_eq!(a.signal.borrow().idle, 1);
+    // It keeps notifying, once per idle period.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(a.signal.borrow().idle, 2);
+    let mut buf = [0; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), theirs.read(&mut buf))
+            .await
+            .is_err(),
+        "an idle notification sends nothing"
+    );
+}
+
+#[tokio::test]
+async fn control_stops_the_adapter_at_once() {
+    let (ours, _theirs) = tokio::io::duplex(1024);
+    let mut a = adapter(ours, AdapterConfig::default());
+    a.control.cancel();
+    assert!(matches!(a.done.await, Exit::Interrupted));
+    assert_eq!(a.signal.borrow().phase, Phase::Closed);
+    assert_eq!(a.outbox.recv().await, None);
+}
