@@ -65,6 +65,14 @@ pub enum Error {
         /// The name given.
         name: String,
     },
+    /// A chunk's length prefix is over [`Chunked`](crate::Chunked)'s limit.
+    #[error("a chunk of {len} bytes exceeds max_chunk ({max} bytes)")]
+    ChunkTooLarge {
+        /// The length the prefix announced.
+        len: usize,
+        /// The limit in force.
+        max: usize,
+    },
     /// `pop` on a stack that has only its endpoint left.
     #[error("the stack has no layer to pop: only its endpoint is left")]
     NothingToPop,

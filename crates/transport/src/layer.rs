@@ -176,8 +176,10 @@ impl<T: Io> Layered for Endpoint<T> {
     }
 }
 
-/// Bytes read ahead, replayed to a layer that does not need a clean boundary before it reads
-/// the layer below. Peeling it gives back what was not replayed yet.
+/// Bytes to read before the layer below: bytes read ahead and given back, replayed to a layer
+/// that does not need a clean boundary, or bytes a peeled layer read past its own end.
+/// Transparent: it shows the name and metadata of the layer below, and peeling it peels that
+/// layer, keeping what was not replayed yet ahead of that layer's residue.
 pub(crate) struct Rewind {
     pub unread: Bytes,
     pub inner: Box<dyn Layered>,

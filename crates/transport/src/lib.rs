@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod adapter;
+mod chunked;
 mod connections;
 mod error;
 mod interface;
@@ -9,6 +10,7 @@ mod stack;
 mod tls;
 
 pub use adapter::{AdapterConfig, Done, Outgoing, Phase, Signal, SocketAdapter};
+pub use chunked::{Chunked, ChunkedStream};
 pub use connections::{Connections, Counts, Credentials, Peer, PeerAddr, Shutdown};
 pub use error::Error;
 pub use interface::{Accepted, Config, Interface, ListenAddr, Listener, Serving};
