@@ -14,7 +14,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use strata::packetstream::{Config, PacketConnection};
 use strata::rpc_record::{self, Client, Peer, Program, RecordStream, serve_stream};
 use strata::transport::{
-    self, Accepted, Interface, ListenAddr, Listener, Stack, TlsClient, TlsServer,
+    self, Accepted, Address, Interface, Listener, Stack, TlsClient, TlsServer,
 };
 use support::Ca;
 use tokio::net::TcpStream;
@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 async fn tls_interface(server: TlsServer) -> (Interface, String) {
     let mut interface = Interface::new(transport::Config::default());
     let listener = Listener::tcp("127.0.0.1:0").await.unwrap();
-    let ListenAddr::Tcp(addr) = listener.local_addr().unwrap() else {
+    let Address::Tcp(addr) = listener.local_addr().unwrap() else {
         panic!("a TCP address");
     };
     interface.listen(listener);

@@ -15,21 +15,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-/// Where a peer connected from.
+/// A socket's address: where a listener listens, or where a peer connected from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerAddr {
-    /// A TCP peer's address.
+pub enum Address {
+    /// A TCP address (a listener's with the port the system chose, when bound to port 0).
     Tcp(SocketAddr),
-    /// A Unix socket peer, with the path it is bound to (usually none: clients rarely bind).
+    /// A Unix socket path; `None` for an unnamed socket (clients rarely bind one).
     Unix(Option<PathBuf>),
 }
 
-impl fmt::Display for PeerAddr {
+impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PeerAddr::Tcp(addr) => write!(f, "{addr}"),
-            PeerAddr::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
-            PeerAddr::Unix(None) => write!(f, "unix:(unbound)"),
+            Address::Tcp(addr) => write!(f, "{addr}"),
+            Address::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            Address::Unix(None) => write!(f, "unix:(unnamed)"),
         }
     }
 }
@@ -51,7 +51,7 @@ pub struct Peer {
     /// The connection's number in its registry, unique for the registry's life.
     pub id: u64,
     /// Where it connected from.
-    pub addr: PeerAddr,
+    pub addr: Address,
     /// A Unix socket peer's credentials.
     pub credentials: Option<Credentials>,
     /// The socket's file descriptor (for logging and socket options; the connection owns it).

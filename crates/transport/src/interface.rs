@@ -3,9 +3,8 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::connections::{Connections, Credentials, Outcome, Peer, PeerAddr, Shutdown};
+use crate::connections::{Address, Connections, Credentials, Outcome, Peer, Shutdown};
 use crate::{Stack, TlsInfo, TlsServer};
 
 /// Limits of an [`Interface`].
@@ -44,25 +43,6 @@ pub enum Listener {
     Tcp(TcpListener),
     /// A Unix stream socket listener.
     Unix(UnixListener),
-}
-
-/// Where a [`Listener`] listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    /// A TCP address (with the port the system chose, when bound to port 0).
-    Tcp(SocketAddr),
-    /// A Unix socket path (`None` for an unnamed socket).
-    Unix(Option<PathBuf>),
-}
-
-impl fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
-            ListenAddr::Unix(Some(path)) => write!(f, "{}", path.display()),
-            ListenAddr::Unix(None) => write!(f, "(unnamed)"),
-        }
-    }
 }
 
 impl Listener {
@@ -95,12 +75,10 @@ impl Listener {
     }
 
     /// Where it listens.
-    pub fn local_addr(&self) -> io::Result<ListenAddr> {
+    pub fn local_addr(&self) -> io::Result<Address> {
         Ok(match self {
-            Listener::Tcp(l) => ListenAddr::Tcp(l.local_addr()?),
-            Listener::Unix(l) => {
-                ListenAddr::Unix(l.local_addr()?.as_pathname().map(Path::to_owned))
-            }
+            Listener::Tcp(l) => Address::Tcp(l.local_addr()?),
+            Listener::Unix(l) => Address::Unix(l.local_addr()?.as_pathname().map(Path::to_owned)),
         })
     }
 
@@ -109,7 +87,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => {
                 let (stream, addr) = l.accept().await?;
-                let peer = peer(PeerAddr::Tcp(addr), None, stream.as_raw_fd());
+                let peer = peer(Address::Tcp(addr), None, stream.as_raw_fd());
                 // Small packets should not wait for Nagle; a failure here is harmless.
                 let _ = stream.set_nodelay(true);
                 Ok((Stack::new(stream), peer))
@@ -117,7 +95,7 @@ impl Listener {
             Listener::Unix(l) => {
                 let (stream, addr) = l.accept().await?;
                 let credentials = credentials(&stream);
-                let addr = PeerAddr::Unix(addr.as_pathname().map(Path::to_owned));
+                let addr = Address::Unix(addr.as_pathname().map(Path::to_owned));
                 let peer = peer(addr, credentials, stream.as_raw_fd());
                 Ok((Stack::new(stream), peer))
             }
@@ -137,7 +115,7 @@ impl From<UnixListener> for Listener {
     }
 }
 
-fn peer(addr: PeerAddr, credentials: Option<Credentials>, fd: i32) -> Peer {
+fn peer(addr: Address, credentials: Option<Credentials>, fd: i32) -> Peer {
     Peer {
         id: 0,
         addr,

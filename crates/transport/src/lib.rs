@@ -11,9 +11,9 @@ mod tls;
 
 pub use adapter::{AdapterConfig, Done, Outgoing, Phase, Signal, SocketAdapter};
 pub use chunked::{Chunked, ChunkedStream};
-pub use connections::{Connections, Counts, Credentials, Peer, PeerAddr, Shutdown};
+pub use connections::{Address, Connections, Counts, Credentials, Peer, Shutdown};
 pub use error::Error;
-pub use interface::{Accepted, Config, Interface, ListenAddr, Listener, Serving};
+pub use interface::{Accepted, Config, Interface, Listener, Serving};
 pub use layer::{Endpoint, Io, Layer, Layered, Residue, Upgrade, WrapDyn};
 pub use stack::Stack;
 pub use tls::{Tls, TlsClient, TlsInfo, TlsServer};

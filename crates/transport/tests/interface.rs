@@ -12,8 +12,8 @@ use support::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use transport::{
-    Accepted, Config, Credentials, Interface, ListenAddr, Listener, PeerAddr, Serving, Stack,
-    TlsClient, TlsServer,
+    Accepted, Address, Config, Credentials, Interface, Listener, Serving, Stack, TlsClient,
+    TlsServer,
 };
 
 /// Echoes one line of up to 64 bytes, then waits for the peer to close.
@@ -29,7 +29,7 @@ async fn echo_once(mut c: Accepted) {
 async fn tcp_interface(config: Config, tls: Option<TlsServer>) -> (Interface, String) {
     let mut interface = Interface::new(config);
     let listener = Listener::tcp("127.0.0.1:0").await.unwrap();
-    let ListenAddr::Tcp(addr) = listener.local_addr().unwrap() else {
+    let Address::Tcp(addr) = listener.local_addr().unwrap() else {
         panic!("a TCP address");
     };
     interface.listen(listener);
@@ -66,7 +66,7 @@ async fn tcp_connections_are_registered_with_their_address_and_leave_when_done()
     assert_eq!(ask(&mut client, b"hello").await, b"hello");
     let peers = connections.peers();
     assert_eq!(peers.len(), 1);
-    assert_eq!(peers[0].addr, PeerAddr::Tcp(client.local_addr().unwrap()));
+    assert_eq!(peers[0].addr, Address::Tcp(client.local_addr().unwrap()));
     assert!(peers[0].fd > 2);
     assert_eq!(connections.get(peers[0].id), Some(peers[0].clone()));
     drop(client);
@@ -97,7 +97,7 @@ async fn unix_peers_carry_their_credentials() {
             pid: Some(std::process::id() as i32),
         })
     );
-    assert_eq!(peer.addr, PeerAddr::Unix(None));
+    assert_eq!(peer.addr, Address::Unix(None));
     drop(client);
     serving.shutdown(Duration::from_secs(1)).await;
     std::fs::remove_dir_all(&dir).unwrap();
