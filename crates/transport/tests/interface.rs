@@ -242,3 +242,62 @@ async fn shutdown_lets_connections_finish_then_cuts_the_rest() {
     assert_eq!((connections.len(), connections.tasks()), (0, 0));
     assert_eq!(connections.counts().cancelled, 1);
 }
+
+/// Run by the test below in a child process that socket activation started: takes the
+/// listener handed over on descriptor 3 and serves one connection on it.
+fn activated_child(expected: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listeners = Listener::activated().unwrap();
+        assert_eq!(listeners.len(), 1, "one listener handed over");
+        let addr = listeners[0].local_addr().unwrap();
+        assert_eq!(addr.to_string(), expected);
+        let mut interface = Interface::new(Config::default());
+        for listener in listeners {
+            interface.listen(listener);
+        }
+        let serving = interface.serve(echo_once);
+        let mut client = TcpStream::connect(expected).await.unwrap();
+        assert_eq!(ask(&mut client, b"activated").await, b"activated");
+        drop(client);
+        let report = serving.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(report.cancelled, 0);
+    });
+}
+
+#[test]
+fn socket_activation_hands_over_a_bound_listener() {
+    if let Ok(expected) = std::env::var("STRATA_ACTIVATED_CHILD") {
+        return activated_child(&expected);
+    }
+    // As systemd does: a bound, listening socket on descriptor 3 and LISTEN_FDS=1, then exec
+    // (LISTEN_PID left empty: the pid is not known before exec).
+    let script = r#"
+import os, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+host, port = s.getsockname()
+env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID="", STRATA_ACTIVATED_CHILD=f"{host}:{port}")
+exe = sys.argv[1]
+os.execve(exe, [exe, "--exact", "socket_activation_hands_over_a_bound_listener"], env)
+"#;
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(exe)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran the test: {stdout}"
+    );
+}

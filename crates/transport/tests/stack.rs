@@ -295,3 +295,33 @@ async fn tls_from_pem_files() {
     assert!(e.to_string().contains("no certificate"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn alpn_is_reported_on_both_ends() {
+    let ca = Ca::new("Strata test CA");
+    let (certs, key) = ca.identity("strata server", &["localhost"]);
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.cert.clone()).unwrap();
+    let mut client = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = vec![b"strata/1".to_vec(), b"h2".to_vec()];
+    let mut server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    server.alpn_protocols = vec![b"strata/1".to_vec()];
+    let (c, s) = tls_stacks(
+        TlsClient::new(Arc::new(client), ServerName::try_from("localhost").unwrap()),
+        TlsServer::new(Arc::new(server)),
+    )
+    .await;
+    for stack in [&c, &s] {
+        let info = stack.get::<TlsInfo>().unwrap();
+        assert_eq!(info.alpn.as_deref(), Some(&b"strata/1"[..]));
+    }
+}
