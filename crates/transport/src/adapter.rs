@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::{Sink, StreamExt};
 use kernel_flows::Exit;
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -208,7 +208,7 @@ impl<In: Send + 'static, Out: Send + 'static> SocketAdapter<In, Out> {
 
 /// The stack split for reading and writing at once, each half with its codec.
 struct Halves<C> {
-    reader: FramedRead<ReadHalf<Stack>, C>,
+    reader: FramedRead<Watched, C>,
     writer: FramedWrite<WriteHalf<Stack>, C>,
 }
 
@@ -216,7 +216,13 @@ impl<C: Clone> Halves<C> {
     fn new(stack: Stack, codec: C) -> Halves<C> {
         let (read, write) = tokio::io::split(stack);
         Halves {
-            reader: FramedRead::new(read, codec.clone()),
+            reader: FramedRead::new(
+                Watched {
+                    inner: read,
+                    seen: None,
+                },
+                codec.clone(),
+            ),
             writer: FramedWrite::new(write, codec),
         }
     }
@@ -250,6 +256,32 @@ enum Read<'a, T> {
     End,
     OutboxGone,
     Failed(Error),
+}
+
+/// The read half, keeping the stack's own error when it passes one on (truncation, a chunk
+/// over its limit): a codec may wrap the `io::Error` in a type of its own that hides it, as
+/// tokio-util's `LinesCodecError` does, and the adapter still reports it as itself.
+struct Watched {
+    inner: ReadHalf<Stack>,
+    seen: Option<Error>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Err(e)) = &polled {
+            self.seen = match Error::from_io(e) {
+                Some(&Error::Truncated { layer }) => Some(Error::Truncated { layer }),
+                Some(&Error::ChunkTooLarge { len, max }) => Some(Error::ChunkTooLarge { len, max }),
+                _ => None,
+            };
+        }
+        polled
+    }
 }
 
 fn codec_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -401,7 +433,7 @@ where
         let Halves { reader, writer } = self.io.take().ok_or(Error::Lost)?;
         let codec = reader.decoder().clone();
         let unread = reader.read_buffer().clone();
-        let mut stack = reader.into_inner().unsplit(writer.into_inner());
+        let mut stack = reader.into_inner().inner.unsplit(writer.into_inner());
         stack.put_back(&unread);
         stack.push_boxed(layer).await?;
         debug!(layer = name, "upgraded");
@@ -432,7 +464,7 @@ where
 }
 
 async fn read_one<'a, C: Decoder>(
-    reader: &mut FramedRead<ReadHalf<Stack>, C>,
+    reader: &mut FramedRead<Watched, C>,
     outbox: Option<&'a mpsc::Sender<C::Item>>,
 ) -> Read<'a, C::Item>
 where
@@ -447,7 +479,13 @@ where
     };
     match reader.next().await {
         Some(Ok(frame)) => Read::Frame(permit, frame),
-        Some(Err(e)) => Read::Failed(codec_error(e)),
+        Some(Err(e)) => Read::Failed(
+            reader
+                .get_mut()
+                .seen
+                .take()
+                .unwrap_or_else(|| codec_error(e)),
+        ),
         None => Read::End,
     }
 }

@@ -204,3 +204,47 @@ async fn control_stops_the_adapter_at_once() {
     assert_eq!(a.signal.borrow().phase, Phase::Closed);
     assert_eq!(a.outbox.recv().await, None);
 }
+
+#[tokio::test]
+async fn a_frame_the_codec_refuses_faults_the_adapter_with_the_codec_error() {
+    let (ours, mut theirs) = tokio::io::duplex(1024);
+    let a: Lines = SocketAdapter::spawn(
+        Stack::new(ours),
+        LinesCodec::new_with_max_length(8),
+        AdapterConfig::default(),
+    );
+    theirs.write_all(&[b'x'; 100]).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), a.done).await {
+        Ok(Exit::Faulted(e @ Error::Codec(_))) => {
+            assert!(e.to_string().contains("max line length"), "{e}")
+        }
+        other => panic!("expected the codec's error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_tls_stream_cut_without_close_notify_ends_the_adapter_as_truncated() {
+    let ca = Ca::new("Strata test CA");
+    let (certs, key) = ca.identity("strata server", &["localhost"]);
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let (mut ours, mut theirs) = (Stack::new(a), Stack::new(b));
+    let client = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
+    let (pc, ps) = tokio::join!(
+        ours.push(client),
+        theirs.push(TlsServer::with_identity(certs, key).unwrap())
+    );
+    pc.unwrap();
+    ps.unwrap();
+    let mut adapter: Lines =
+        SocketAdapter::spawn(ours, LinesCodec::new(), AdapterConfig::default());
+    theirs.write_all(b"one line\n").await.unwrap();
+    theirs.flush().await.unwrap();
+    assert_eq!(next(&mut adapter).await.as_deref(), Some("one line"));
+    // The peer drops TLS without close_notify and ends the stream below it.
+    theirs.pop().await.unwrap();
+    theirs.shutdown().await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), adapter.done).await {
+        Ok(Exit::Faulted(Error::Truncated { layer: "tls" })) => {}
+        other => panic!("expected truncation, got {other:?}"),
+    }
+}
