@@ -7,6 +7,8 @@
 //! The decoder accepts non-minimal encodings (leading `80` bytes add nothing), as cs.binary
 //! does, and refuses a value that does not fit in a `u64`.
 
+use bytes::BufMut;
+
 use crate::Error;
 
 /// The most bytes a `u64` takes in its minimal encoding.
@@ -19,22 +21,20 @@ pub fn encoded_len(value: u64) -> usize {
     bits.div_ceil(7).max(1)
 }
 
-/// Writes `value` in its minimal encoding at the front of `out`; returns how many bytes it
-/// took. Headers are built on the stack this way, then written with one `put_slice`.
+/// Writes `value` in its minimal encoding to `out`: [`encoded_len`] bytes, straight into the
+/// buffer, with no intermediate copy.
 #[inline]
-pub fn write(value: u64, out: &mut [u8; MAX_LEN]) -> usize {
+pub fn put(value: u64, out: &mut impl BufMut) {
     if value < 0x80 {
-        out[0] = value as u8;
-        return 1;
+        out.put_u8(value as u8);
+        return;
     }
     let len = encoded_len(value);
-    for (i, byte) in out.iter_mut().take(len).enumerate() {
-        let shift = 7 * (len - 1 - i);
+    for i in (1..len).rev() {
         // Truncation to the low seven bits is the point.
-        *byte = 0x80 | ((value >> shift) & 0x7f) as u8;
+        out.put_u8(0x80 | ((value >> (7 * i)) & 0x7f) as u8);
     }
-    out[len - 1] &= 0x7f;
-    len
+    out.put_u8((value & 0x7f) as u8);
 }
 
 /// Reads one BSUInt from the front of `bytes`.
@@ -71,9 +71,7 @@ mod tests {
 
     fn encode(value: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut bytes = [0; MAX_LEN];
-        let len = write(value, &mut bytes);
-        out.extend_from_slice(&bytes[..len]);
+        put(value, &mut out);
         out
     }
 

@@ -113,16 +113,15 @@ impl Encoder<&Packet> for PacketCodec {
     type Error = Error;
 
     fn encode(&mut self, packet: &Packet, dst: &mut BytesMut) -> Result<(), Error> {
-        let head = packet.head();
-        if head.body_len > self.max_packet {
+        let body_len = packet.body_len();
+        if body_len > self.max_packet {
             return Err(Error::PacketTooLarge {
-                len: head.body_len as u64,
+                len: body_len as u64,
                 max: self.max_packet,
             });
         }
-        dst.reserve(head.bytes().len() + packet.payload().len());
-        dst.extend_from_slice(head.bytes());
-        dst.extend_from_slice(packet.payload());
+        dst.reserve(bsuint::encoded_len(body_len as u64) + body_len);
+        packet.encode_body_of(body_len, dst);
         Ok(())
     }
 }

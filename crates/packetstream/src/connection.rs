@@ -166,7 +166,7 @@ impl PacketConnection {
         };
         let (tag, pending) = requests.allocate().await.map_err(unanswered)?;
         packet.set_tag(tag.0);
-        if self.commands.send(Command::Request(packet)).is_err() {
+        if !self.shared.push_request(&packet) {
             return Err(self.refusal());
         }
         let answer = match config.request_timeout {

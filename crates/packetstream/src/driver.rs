@@ -33,11 +33,10 @@ use crate::session::{Incoming, Request, Session};
 use crate::shared::{Shared, Stats};
 use crate::{Ended, Error, Packet, PacketCodec, Response};
 
-/// What the handles ask of the driver.
+/// What the handles ask of the driver, besides sending requests (which go through the
+/// shared outbox).
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Send this request (its tag is allocated).
-    Request(Packet),
     /// Begin the close sequence.
     Close,
 }
@@ -151,6 +150,7 @@ impl<T, H: Handler> Drop for Driver<T, H> {
             "connection task dropped before the connection ended"
         );
         self.shared.closing.store(true, Ordering::Release);
+        self.shared.seal();
         self.shared.ended.send_replace(Some(Err(error)));
     }
 }
@@ -200,6 +200,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         };
         self.shared.fail_all(&Error::Closed(reason));
         self.shared.closing.store(true, Ordering::Release);
+        self.shared.seal();
         match &result {
             Ok(()) => debug!(stats = ?self.shared.counters.snapshot(), "connection closed"),
             Err(e) => {
@@ -270,35 +271,37 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     }
 
     fn poll_commands(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut progress = false;
+        let mut progress = self.take_requests(cx, false);
         while self.commands_open {
             match self.commands.poll_recv(cx) {
-                Poll::Ready(Some(Command::Request(packet))) => {
-                    progress = true;
-                    if self.phase == Phase::Open {
-                        self.tally.requests_sent += 1;
-                        self.send(&packet);
-                    } else {
-                        // Raced with close: ERQ is out, so this request must not follow it.
-                        self.answer(&packet, Err(Error::Closing));
-                    }
-                }
                 Poll::Ready(Some(Command::Close)) => {
                     progress = true;
-                    self.begin_close();
-                    self.send_erq();
+                    self.close_now(cx);
                 }
                 Poll::Ready(None) => {
                     debug!("every handle dropped: closing");
                     self.commands_open = false;
-                    self.begin_close();
-                    self.send_erq();
+                    self.close_now(cx);
                     progress = true;
                 }
                 Poll::Pending => break,
             }
         }
         progress
+    }
+
+    /// Moves the requests the handles have queued into the write buffer; with `seal`, the
+    /// last ones (ERQ follows).
+    fn take_requests(&mut self, cx: &mut Context<'_>, seal: bool) -> bool {
+        if matches!(self.phase, Phase::EofSent | Phase::Shutdown) {
+            return false;
+        }
+        let n = self
+            .shared
+            .take_requests(&mut self.write_buf, seal, cx.waker());
+        self.tally.requests_sent += n;
+        self.tally.packets_out += n;
+        n > 0
     }
 
     fn poll_handlers(&mut self, cx: &mut Context<'_>) -> bool {
@@ -510,11 +513,20 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         self.begin_close();
     }
 
-    /// No new requests from this side from now on.
+    /// Closing asked for: the requests already queued go out, then ERQ.
+    fn close_now(&mut self, cx: &mut Context<'_>) {
+        self.take_requests(cx, true);
+        self.begin_close();
+        self.send_erq();
+    }
+
+    /// No new requests from this side from now on. Requests still queued are dropped: their
+    /// callers have been answered already (see [`close_now`](Self::close_now)).
     fn begin_close(&mut self) {
         if self.phase == Phase::Open {
             self.phase = Phase::Closing;
             self.shared.closing.store(true, Ordering::Release);
+            self.shared.seal();
         }
     }
 

@@ -61,25 +61,6 @@ pub struct Packet {
     payload: Bytes,
 }
 
-/// The most bytes a frame's head takes: the length prefix and four integers.
-const HEAD_MAX: usize = 5 * bsuint::MAX_LEN;
-
-/// A frame's length prefix and its body's integers, built on the stack.
-pub(crate) struct Head {
-    bytes: [u8; HEAD_MAX],
-    start: usize,
-    end: usize,
-    /// The body's length: the integers and the payload.
-    pub body_len: usize,
-}
-
-impl Head {
-    /// The prefix and the integers, ready to write before the payload.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes[self.start..self.end]
-    }
-}
-
 impl Packet {
     /// The EOF packet (`03 00 02 00`): "I will send nothing more".
     pub const EOF: Packet = Packet::control(0);
@@ -241,50 +222,40 @@ impl Packet {
 
     /// The length of the body (the frame without its length prefix).
     pub fn body_len(&self) -> usize {
-        self.head().body_len
+        let mut len = bsuint::encoded_len(self.tag) + bsuint::encoded_len(self.flagsword());
+        if self.channel != 0 {
+            len += bsuint::encoded_len(self.channel);
+        }
+        if let Kind::Request { wire_rq_type, .. } = self.kind {
+            len += bsuint::encoded_len(wire_rq_type);
+        }
+        len + self.payload.len()
     }
 
     /// The length of the whole frame, length prefix included.
     pub fn frame_len(&self) -> usize {
-        self.head().bytes().len() + self.payload.len()
+        let body = self.body_len();
+        bsuint::encoded_len(body as u64) + body
     }
 
     /// Writes the whole frame (length prefix and body), exactly as cs.packetstream does.
     pub fn encode(&self, buf: &mut impl BufMut) {
-        buf.put_slice(self.head().bytes());
-        buf.put_slice(&self.payload);
+        self.encode_body_of(self.body_len(), buf);
     }
 
-    /// The length prefix and every integer of the body, built on the stack: the frame is
-    /// the head's bytes followed by the payload.
-    pub(crate) fn head(&self) -> Head {
-        let mut head = Head {
-            bytes: [0; HEAD_MAX],
-            start: bsuint::MAX_LEN,
-            end: bsuint::MAX_LEN,
-            body_len: 0,
-        };
-        let mut int = [0; bsuint::MAX_LEN];
-        // The body's integers go after room for the longest prefix; the prefix, once the
-        // body's length is known, goes right before them.
-        let mut push = |value: u64, head: &mut Head| {
-            let n = bsuint::write(value, &mut int);
-            head.bytes[head.end..head.end + n].copy_from_slice(&int[..n]);
-            head.end += n;
-        };
-        push(self.tag, &mut head);
-        push(self.flagsword(), &mut head);
+    /// Writes the frame whose body is `body_len` bytes long (as [`body_len`](Self::body_len)
+    /// computed it): each integer goes straight into `buf`.
+    pub(crate) fn encode_body_of(&self, body_len: usize, buf: &mut impl BufMut) {
+        bsuint::put(body_len as u64, buf);
+        bsuint::put(self.tag, buf);
+        bsuint::put(self.flagsword(), buf);
         if self.channel != 0 {
-            push(self.channel, &mut head);
+            bsuint::put(self.channel, buf);
         }
         if let Kind::Request { wire_rq_type, .. } = self.kind {
-            push(wire_rq_type, &mut head);
+            bsuint::put(wire_rq_type, buf);
         }
-        head.body_len = head.end - bsuint::MAX_LEN + self.payload.len();
-        let n = bsuint::write(head.body_len as u64, &mut int);
-        head.start = bsuint::MAX_LEN - n;
-        head.bytes[head.start..bsuint::MAX_LEN].copy_from_slice(&int[..n]);
-        head
+        buf.put_slice(&self.payload);
     }
 
     /// Parses a body (the frame without its length prefix). The payload shares `body`'s

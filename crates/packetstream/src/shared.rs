@@ -1,14 +1,18 @@
-//! What the connection's handles and its driver task share: the correlators, the counters,
-//! and how the connection ended.
+//! What the connection's handles and its driver task share: the correlators, the requests
+//! waiting to be written, the counters, and how the connection ended.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Waker;
 
+use bytes::BytesMut;
+use futures_util::task::AtomicWaker;
 use kernel_flows::{Correlator, Order};
 use tokio::sync::watch;
+use tracing::trace;
 
-use crate::{Config, Error, Response};
+use crate::{Config, Error, Packet, Response};
 
 /// What a request's [`Pending`](kernel_flows::Pending) resolves to: the peer's response, or
 /// an error the driver hands to this one request.
@@ -91,11 +95,26 @@ struct Channels {
     failure: Option<Error>,
 }
 
+/// Request frames the handles have encoded and the driver has not taken yet, in the order
+/// they were made. Callers encode their own requests, on their own threads; the driver only
+/// moves the bytes into its write buffer, once per wake.
+#[derive(Debug, Default)]
+struct Outbox {
+    frames: BytesMut,
+    /// How many requests `frames` holds.
+    requests: u64,
+    /// Set when this side sends ERQ (or the driver ends): no request may follow.
+    sealed: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub config: Config,
     channel0: Requests,
     channels: Mutex<Channels>,
+    outbox: Mutex<Outbox>,
+    /// The driver task, woken when the outbox stops being empty.
+    driver: AtomicWaker,
     pub counters: Counters,
     /// Set once this side has sent ERQ: no new requests.
     pub closing: AtomicBool,
@@ -108,11 +127,59 @@ impl Shared {
         Shared {
             channel0: new_requests(&config),
             channels: Mutex::new(Channels::default()),
+            outbox: Mutex::new(Outbox::default()),
+            driver: AtomicWaker::new(),
             counters: Counters::default(),
             closing: AtomicBool::new(false),
             ended: watch::Sender::new(None),
             config,
         }
+    }
+
+    /// Queues a request (its tag allocated) to be written, and wakes the driver if it was
+    /// not already due to run. `false` once the outbox is sealed: ERQ is out, so the request
+    /// must not follow it.
+    pub fn push_request(&self, packet: &Packet) -> bool {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if outbox.sealed {
+            return false;
+        }
+        let idle = outbox.frames.is_empty();
+        outbox.frames.reserve(packet.frame_len());
+        packet.encode(&mut outbox.frames);
+        outbox.requests += 1;
+        drop(outbox);
+        trace!(%packet, "queued");
+        if idle {
+            self.driver.wake();
+        }
+        true
+    }
+
+    /// Moves the queued request frames to the end of `buf` and returns how many requests
+    /// they were. With `seal`, no request is queued after these. Registers `driver` to be
+    /// woken by the next request.
+    pub fn take_requests(&self, buf: &mut BytesMut, seal: bool, driver: &Waker) -> u64 {
+        self.driver.register(driver);
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        outbox.sealed |= seal;
+        if buf.is_empty() {
+            // Swapped, not copied: the buffers trade places and keep their capacity.
+            std::mem::swap(buf, &mut outbox.frames);
+        } else {
+            buf.extend_from_slice(&outbox.frames);
+            outbox.frames.clear();
+        }
+        std::mem::take(&mut outbox.requests)
+    }
+
+    /// No request is queued from now on; the ones queued are dropped (their callers are
+    /// failed by [`fail_all`](Self::fail_all)).
+    pub fn seal(&self) {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        outbox.sealed = true;
+        outbox.frames = BytesMut::new();
+        outbox.requests = 0;
     }
 
     /// Runs `f` with the correlator of `channel`, made on first use when `create`; `f` gets
