@@ -9,9 +9,14 @@
 //!   connection.
 //!
 //! Servers run in a runtime of their own with one worker, as a peer in another process
-//! would, and clients in another with one worker: each side has a core, whatever the
-//! scheduler does. (With both in one runtime, the bulk figures swing between two modes,
-//! 2.5 and 6 GiB/s, by where the two tasks happen to land.)
+//! would, and clients in another with one worker, each worker pinned to its own core.
+//! (With both in one runtime, the bulk figures swing between two modes, 2.5 and 6 GiB/s, by
+//! where the two tasks happen to land.) Every connection has fixed 1 MiB socket buffers.
+//!
+//! After criterion's groups, `paired` measures each `Stack` against its bare variant in
+//! alternating short rounds over several connections, and prints the median ratio: the
+//! figure to compare with the targets, since the groups' bulk figures move 10 to 15% from
+//! run to run (see `paired`).
 //!
 //! `cargo bench --bench transport -- --warm-up-time 1 --measurement-time 5`
 
@@ -28,7 +33,7 @@ use rustls::pki_types::ServerName;
 use strata::transport::{Accepted, Interface, Io, Listener, Stack, TlsClient, TlsServer};
 use support::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -36,10 +41,17 @@ const BULK: usize = 1 << 20;
 const CHUNK: usize = 64 * 1024;
 const SMALL: usize = 64;
 
-/// A runtime with one worker thread.
-fn one_worker() -> Runtime {
+/// A runtime with one worker thread, pinned to `core` when the machine has it (and the
+/// system lets us): the kernel then never moves the worker, nor puts both sides' workers on
+/// one core.
+fn one_worker(core: usize) -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .on_thread_start(move || {
+            if let Some(id) = core_affinity::get_core_ids().and_then(|ids| ids.get(core).copied()) {
+                core_affinity::set_for_current(id);
+            }
+        })
         .enable_all()
         .build()
         .unwrap()
@@ -52,11 +64,15 @@ where
     F: FnOnce(TcpStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
+    // Accepted sockets inherit the listener's buffer sizes.
+    let listener = socket();
+    listener.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
+    let listener = {
+        let _in_srv = srv.enter();
+        listener.listen(1).unwrap()
+    };
     srv.spawn(async move {
-        let listener = TcpListener::from_std(listener).unwrap();
         let (stream, _) = listener.accept().await.unwrap();
         stream.set_nodelay(true).unwrap();
         serve(stream).await
@@ -64,8 +80,22 @@ where
     addr
 }
 
+/// The socket buffer sizes of every benched connection, both ends. Fixed, because with the
+/// kernel's autotuning a loopback connection here runs its bulk transfers at one of two
+/// speeds (16 MiB in about 3.3 or 9.5 ms, bare or not), chosen per connection and changing
+/// over time: half the rounds were slow. With 1 MiB buffers, about one in ten is.
+const SOCKET_BUFFER: u32 = 1 << 20;
+
+/// A loopback TCP socket with the fixed buffers.
+fn socket() -> TcpSocket {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(SOCKET_BUFFER).unwrap();
+    socket.set_recv_buffer_size(SOCKET_BUFFER).unwrap();
+    socket
+}
+
 async fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).await.unwrap();
+    let stream = socket().connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     stream
 }
@@ -127,6 +157,9 @@ async fn round_trips(io: &mut impl Io, n: u64) {
     }
 }
 
+/// Client ends by name, each put back after every use.
+type Clients = Vec<(&'static str, Option<Box<dyn Io>>)>;
+
 /// One client end of each sort, its server running in `srv`: (name, client).
 async fn clients(ca: &Ca, srv: &Runtime) -> Vec<(&'static str, Box<dyn Io>)> {
     let (certs, key) = ca.identity("strata server", &["localhost"]);
@@ -174,9 +207,9 @@ async fn clients(ca: &Ca, srv: &Runtime) -> Vec<(&'static str, Box<dyn Io>)> {
 }
 
 fn streams(c: &mut Criterion) {
-    let (rt, srv) = (one_worker(), one_worker());
+    let (rt, srv) = (one_worker(0), one_worker(1));
     let ca = Ca::new("Strata bench CA");
-    let mut clients: Vec<(&str, Option<Box<dyn Io>>)> = rt
+    let mut clients: Clients = rt
         .block_on(clients(&ca, &srv))
         .into_iter()
         .map(|(name, io)| (name, Some(io)))
@@ -227,7 +260,7 @@ async fn connections(addr: &str, n: u64) -> Duration {
 }
 
 fn accept(c: &mut Criterion) {
-    let (rt, srv) = (one_worker(), one_worker());
+    let (rt, srv) = (one_worker(0), one_worker(1));
     let (bare, interface) = {
         let _in_srv = srv.enter();
         let bare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -264,9 +297,99 @@ fn accept(c: &mut Criterion) {
     srv.block_on(interface.1.shutdown(Duration::from_secs(1)));
 }
 
+/// How many connections of each sort the paired rounds rotate through.
+const PAIRED_CONNECTIONS: usize = 16;
+
+/// The `Stack` variant of a workload against the bare one, measured in alternation: each
+/// round times one batch on a bare connection and one on a `Stack`, in turn first, each
+/// round on the next of several connections. Prints the median of the rounds' ratios and
+/// the range of their middle half. A control pairs the bare variant with itself (on the
+/// set of connections two along): the resolution of the measurement.
+///
+/// Why: criterion's groups above measure each variant for seconds on one connection, one
+/// after the other, and their bulk figures move 10 to 15% from run to run, as do identical
+/// bare loops on different connections of one run. Whatever differs between two such
+/// stretches or two connections (where the kernel does the loopback's work, the rest of the
+/// machine) lands in the ratio; short alternating rounds spread it over both variants.
+fn paired(_: &mut Criterion) {
+    let (rt, srv) = (one_worker(0), one_worker(1));
+    let ca = Ca::new("Strata bench CA");
+    let mut sets: Vec<Clients> = (0..PAIRED_CONNECTIONS)
+        .map(|_| {
+            let set = rt.block_on(clients(&ca, &srv));
+            set.into_iter().map(|(name, io)| (name, Some(io))).collect()
+        })
+        .collect();
+    // (workload, batch per round, rounds): about 5 ms per bulk batch, 35 ms per round-trip
+    // batch.
+    let workloads: [(&str, u64, usize); 2] = [("bulk_1MiB", 16, 160), ("round_trip_64B", 500, 160)];
+    for (workload, batch, rounds) in workloads {
+        for (kind, bare, other, label) in [
+            ("tls", "tls/bare_tokio_rustls", "tls/stack", "stack"),
+            ("plain", "plain/bare_tcp", "plain/stack", "stack"),
+            ("plain", "plain/bare_tcp", "plain/bare_tcp", "control: bare"),
+        ] {
+            let mut ratios = Vec::with_capacity(rounds);
+            for round in 0..rounds {
+                // The control's second variant runs on the set two along, so that every
+                // connection is used every other round, as in the stack's pairs.
+                let bare_at = round % PAIRED_CONNECTIONS;
+                let other_at = (bare_at + 2 * usize::from(other == bare)) % PAIRED_CONNECTIONS;
+                let mut time =
+                    |set: usize, name: &str| time_batch(&rt, &mut sets[set], name, workload, batch);
+                let (bare_time, other_time) = if round % 2 == 0 {
+                    let b = time(bare_at, bare);
+                    (b, time(other_at, other))
+                } else {
+                    let o = time(other_at, other);
+                    (time(bare_at, bare), o)
+                };
+                // The throughput of the other variant against the bare one's.
+                ratios.push(bare_time / other_time);
+            }
+            ratios.sort_by(f64::total_cmp);
+            let quarter = rounds / 4;
+            println!(
+                "transport/{kind}/{workload}/paired: {label} {:.3}x bare (middle half {:.3}x to {:.3}x; {rounds} rounds of {batch}, {PAIRED_CONNECTIONS} connections each)",
+                ratios[rounds / 2],
+                ratios[quarter],
+                ratios[rounds - 1 - quarter],
+            );
+        }
+    }
+}
+
+/// Times one batch of `workload` on the client `name` of `set`, in a spawned task as in the
+/// groups above (on the clients' pinned worker); in seconds.
+fn time_batch(
+    rt: &Runtime,
+    set: &mut Clients,
+    name: &str,
+    workload: &'static str,
+    batch: u64,
+) -> f64 {
+    let (_, slot) = set
+        .iter_mut()
+        .find(|(n, _)| *n == name)
+        .expect("made above");
+    let mut io = slot.take().expect("the client is back");
+    let (io, elapsed) = rt
+        .block_on(rt.spawn(async move {
+            let started = Instant::now();
+            match workload {
+                "bulk_1MiB" => bulk(&mut io, batch).await,
+                _ => round_trips(&mut io, batch).await,
+            }
+            (io, started.elapsed().as_secs_f64())
+        }))
+        .unwrap();
+    *slot = Some(io);
+    elapsed
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
-    targets = streams, accept
+    targets = streams, accept, paired
 }
 criterion_main!(benches);
