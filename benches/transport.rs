@@ -225,21 +225,7 @@ fn streams(c: &mut Criterion) {
             for (name, slot) in clients.iter_mut().filter(|(n, _)| n.starts_with(kind)) {
                 let label = name.rsplit('/').next().unwrap_or(name);
                 group.bench_function(BenchmarkId::from_parameter(label), |b| {
-                    b.iter_custom(|iters| {
-                        let mut io = slot.take().expect("the client is back");
-                        let (io, elapsed) = rt
-                            .block_on(rt.spawn(async move {
-                                let started = Instant::now();
-                                match workload {
-                                    "bulk_1MiB" => bulk(&mut io, iters).await,
-                                    _ => round_trips(&mut io, iters).await,
-                                }
-                                (io, started.elapsed())
-                            }))
-                            .unwrap();
-                        *slot = Some(io);
-                        elapsed
-                    })
+                    b.iter_custom(|iters| time_batch(&rt, slot, workload, iters))
                 });
             }
             group.finish();
@@ -335,8 +321,13 @@ fn paired(_: &mut Criterion) {
                 // connection is used every other round, as in the stack's pairs.
                 let bare_at = round % PAIRED_CONNECTIONS;
                 let other_at = (bare_at + 2 * usize::from(other == bare)) % PAIRED_CONNECTIONS;
-                let mut time =
-                    |set: usize, name: &str| time_batch(&rt, &mut sets[set], name, workload, batch);
+                let mut time = |set: usize, name: &str| {
+                    let (_, slot) = sets[set]
+                        .iter_mut()
+                        .find(|(n, _)| *n == name)
+                        .expect("made above");
+                    time_batch(&rt, slot, workload, batch).as_secs_f64()
+                };
                 let (bare_time, other_time) = if round % 2 == 0 {
                     let b = time(bare_at, bare);
                     (b, time(other_at, other))
@@ -359,19 +350,14 @@ fn paired(_: &mut Criterion) {
     }
 }
 
-/// Times one batch of `workload` on the client `name` of `set`, in a spawned task as in the
-/// groups above (on the clients' pinned worker); in seconds.
+/// Times `batch` runs of `workload` on the client in `slot`, in a spawned task (on the
+/// clients' pinned worker, as a user's task would run), and puts the client back.
 fn time_batch(
     rt: &Runtime,
-    set: &mut Clients,
-    name: &str,
+    slot: &mut Option<Box<dyn Io>>,
     workload: &'static str,
     batch: u64,
-) -> f64 {
-    let (_, slot) = set
-        .iter_mut()
-        .find(|(n, _)| *n == name)
-        .expect("made above");
+) -> Duration {
     let mut io = slot.take().expect("the client is back");
     let (io, elapsed) = rt
         .block_on(rt.spawn(async move {
@@ -380,7 +366,7 @@ fn time_batch(
                 "bulk_1MiB" => bulk(&mut io, batch).await,
                 _ => round_trips(&mut io, batch).await,
             }
-            (io, started.elapsed().as_secs_f64())
+            (io, started.elapsed())
         }))
         .unwrap();
     *slot = Some(io);
