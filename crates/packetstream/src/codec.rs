@@ -120,8 +120,7 @@ impl Encoder<&Packet> for PacketCodec {
                 max: self.max_packet,
             });
         }
-        dst.reserve(bsuint::encoded_len(body_len as u64) + body_len);
-        packet.encode_body_of(body_len, dst);
+        packet.encode_reserved(body_len, dst);
         Ok(())
     }
 }

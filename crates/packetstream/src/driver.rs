@@ -520,8 +520,9 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         self.send_erq();
     }
 
-    /// No new requests from this side from now on. Requests still queued are dropped: their
-    /// callers have been answered already (see [`close_now`](Self::close_now)).
+    /// No new requests from this side from now on. Requests still queued are dropped: on a
+    /// close asked for, [`close_now`](Self::close_now) has taken them out first; when reading
+    /// stopped, `fail_all` has already failed their callers.
     fn begin_close(&mut self) {
         if self.phase == Phase::Open {
             self.phase = Phase::Closing;

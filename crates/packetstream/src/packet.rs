@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::{Error, bsuint};
 
@@ -241,6 +241,13 @@ impl Packet {
     /// Writes the whole frame (length prefix and body), exactly as cs.packetstream does.
     pub fn encode(&self, buf: &mut impl BufMut) {
         self.encode_body_of(self.body_len(), buf);
+    }
+
+    /// Reserves room for the frame whose body is `body_len` bytes long (as
+    /// [`body_len`](Self::body_len) computed it), then writes it: one allocation at most.
+    pub(crate) fn encode_reserved(&self, body_len: usize, dst: &mut BytesMut) {
+        dst.reserve(bsuint::encoded_len(body_len as u64) + body_len);
+        self.encode_body_of(body_len, dst);
     }
 
     /// Writes the frame whose body is `body_len` bytes long (as [`body_len`](Self::body_len)

@@ -145,8 +145,7 @@ impl Shared {
             return false;
         }
         let idle = outbox.frames.is_empty();
-        outbox.frames.reserve(packet.frame_len());
-        packet.encode(&mut outbox.frames);
+        packet.encode_reserved(packet.body_len(), &mut outbox.frames);
         outbox.requests += 1;
         drop(outbox);
         trace!(%packet, "queued");

@@ -362,6 +362,49 @@ async fn the_close_sequence_on_the_wire() {
     assert!(rest(&mut raw).await.is_empty(), "the write side was shut");
 }
 
+#[tokio::test]
+async fn requests_queued_before_close_go_out_before_erq_and_none_after() {
+    // One thread: the five callers and close() all run before the connection's task, so
+    // their requests are queued when the close command arrives; two of them are made after
+    // close() was called, before the task could act on it.
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let call = |i: u64| {
+        let client = client.clone();
+        tokio::spawn(async move { client.request(0, i, "q").await })
+    };
+    let mut calls: Vec<_> = (0..3).map(call).collect();
+    let closing = tokio::spawn({
+        let client = client.clone();
+        async move { client.close().await }
+    });
+    calls.extend((3..5).map(call));
+    let mut tags = Vec::new();
+    for i in 0..5 {
+        let rq = next(&mut raw).await;
+        assert_eq!((rq.rq_type(), rq.flags()), (Some(0), i), "{rq}");
+        tags.push(rq.tag());
+    }
+    assert!(next(&mut raw).await.is_erq());
+    assert!(next(&mut raw).await.is_eof());
+    // Once ERQ is out, a request is refused here and never reaches the wire.
+    assert!(matches!(
+        client.request(0, 9, "late").await,
+        Err(Error::Closing)
+    ));
+    for (i, tag) in tags.into_iter().enumerate() {
+        let reply = Packet::response(0, tag, true, i as u64, Bytes::from_static(b"a")).unwrap();
+        raw.feed(reply).await.unwrap();
+    }
+    raw.feed(Packet::ERQ).await.unwrap();
+    raw.feed(Packet::EOF).await.unwrap();
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    for (i, call) in calls.into_iter().enumerate() {
+        assert_eq!(call.await.unwrap().unwrap(), resp(true, i as u64, b"a"));
+    }
+    closing.await.unwrap().unwrap();
+    assert!(rest(&mut raw).await.is_empty(), "nothing after EOF");
+}
+
 #[tokio::test(start_paused = true)]
 async fn close_gives_up_on_a_silent_peer() {
     let config = Config {
