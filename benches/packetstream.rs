@@ -11,7 +11,8 @@
 //! that same plain client with packets (`PacketCodec`) against a `PacketConnection` server,
 //! to tell what the server costs from what the client side costs, and `codec_alone` runs it
 //! against the raw echo's own loop speaking packets (`codec_echo`), to tell what the codec
-//! costs from what the connection does. Each workload also
+//! costs from what the connection does. `packetstream/codec/64B` times the two codecs alone,
+//! in memory: 64 frames encoded into one buffer and decoded back. Each workload also
 //! runs through tarpc (bincode over the same kind of socket), the target being to be ahead
 //! of it.
 //!
@@ -294,6 +295,47 @@ fn runtime() -> Runtime {
     builder.enable_all().build().unwrap()
 }
 
+/// The codecs alone, in memory: a batch of 64 frames of 64 bytes encoded into one buffer, then
+/// decoded from it, with `PacketCodec` against `LengthDelimitedCodec`. No socket, no task.
+fn codecs(c: &mut Criterion) {
+    const BATCH: u64 = 64;
+    let payload = Bytes::from(vec![0x5a; 64]);
+    let mut group = c.benchmark_group("packetstream/codec/64B");
+    group.throughput(Throughput::Elements(BATCH));
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    group.bench_function(BenchmarkId::from_parameter("length_delimited"), |b| {
+        let mut codec = LengthDelimitedCodec::new();
+        b.iter(|| {
+            for _ in 0..BATCH {
+                codec.encode(payload.clone(), &mut buf).unwrap();
+            }
+            let mut n = 0;
+            while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                n += frame.len();
+            }
+            assert_eq!(n, 64 * BATCH as usize);
+        })
+    });
+    group.bench_function(BenchmarkId::from_parameter("packet_codec"), |b| {
+        let mut codec = PacketCodec::default();
+        // Tags of the size a busy connection has.
+        let mut tag = 1 << 20;
+        b.iter(|| {
+            for _ in 0..BATCH {
+                tag += 1;
+                let request = Packet::request(0, tag, 0, 1, payload.clone()).unwrap();
+                codec.encode(&request, &mut buf).unwrap();
+            }
+            let mut n = 0;
+            while let Some(packet) = codec.decode(&mut buf).unwrap() {
+                n += packet.payload().len();
+            }
+            assert_eq!(n, 64 * BATCH as usize);
+        })
+    });
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let rt = runtime();
     let workloads: [(&str, usize, u64); 3] = [
@@ -399,6 +441,6 @@ fn bench(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
-    targets = bench
+    targets = codecs, bench
 }
 criterion_main!(benches);

@@ -7,34 +7,33 @@
 //! The decoder accepts non-minimal encodings (leading `80` bytes add nothing), as cs.binary
 //! does, and refuses a value that does not fit in a `u64`.
 
-use bytes::BufMut;
-
 use crate::Error;
 
 /// The most bytes a `u64` takes in its minimal encoding.
 pub const MAX_LEN: usize = 10;
 
-/// The number of bytes [`write`] writes for `value`.
+/// The number of bytes [`write`] takes for `value`.
 #[inline]
 pub fn encoded_len(value: u64) -> usize {
     let bits = 64 - value.leading_zeros() as usize;
     bits.div_ceil(7).max(1)
 }
 
-/// Writes `value` in its minimal encoding to `out`: [`encoded_len`] bytes, straight into the
-/// buffer, with no intermediate copy.
+/// Writes `value` in its minimal encoding to the front of `out` and returns how many bytes
+/// that took ([`encoded_len`]). `out` must have room for them: [`MAX_LEN`] is always enough.
 #[inline]
-pub fn put(value: u64, out: &mut impl BufMut) {
+pub fn write(value: u64, out: &mut [u8]) -> usize {
     if value < 0x80 {
-        out.put_u8(value as u8);
-        return;
+        out[0] = value as u8;
+        return 1;
     }
     let len = encoded_len(value);
-    for i in (1..len).rev() {
+    for (i, byte) in out[..len].iter_mut().enumerate() {
         // Truncation to the low seven bits is the point.
-        out.put_u8(0x80 | ((value >> (7 * i)) & 0x7f) as u8);
+        *byte = 0x80 | ((value >> (7 * (len - 1 - i))) & 0x7f) as u8;
     }
-    out.put_u8((value & 0x7f) as u8);
+    out[len - 1] &= 0x7f;
+    len
 }
 
 /// Reads one BSUInt from the front of `bytes`.
@@ -70,9 +69,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn encode(value: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        put(value, &mut out);
-        out
+        let mut out = [0; MAX_LEN];
+        let len = write(value, &mut out);
+        out[..len].to_vec()
     }
 
     #[test]

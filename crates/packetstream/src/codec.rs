@@ -57,6 +57,7 @@ pub(crate) enum Frame {
 impl PacketCodec {
     /// Decodes the frame at the front of `src`, if it is all there, without growing `src`:
     /// the driver decides how its read buffer grows.
+    #[inline]
     pub(crate) fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Frame, Error> {
         // Leading `80` bytes of the length prefix add nothing to its value (cs accepts such
         // non-minimal encodings): drop them as they come, so that no run of them can make
@@ -86,6 +87,7 @@ impl Decoder for PacketCodec {
     type Item = Packet;
     type Error = Error;
 
+    #[inline]
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Packet>, Error> {
         match self.decode_frame(src)? {
             Frame::Packet(packet) => Ok(Some(packet)),
@@ -112,6 +114,7 @@ impl Decoder for PacketCodec {
 impl Encoder<&Packet> for PacketCodec {
     type Error = Error;
 
+    #[inline]
     fn encode(&mut self, packet: &Packet, dst: &mut BytesMut) -> Result<(), Error> {
         let body_len = packet.body_len();
         if body_len > self.max_packet {
@@ -120,7 +123,7 @@ impl Encoder<&Packet> for PacketCodec {
                 max: self.max_packet,
             });
         }
-        packet.encode_reserved(body_len, dst);
+        packet.encode_to(body_len, dst);
         Ok(())
     }
 }
@@ -128,6 +131,7 @@ impl Encoder<&Packet> for PacketCodec {
 impl Encoder<Packet> for PacketCodec {
     type Error = Error;
 
+    #[inline]
     fn encode(&mut self, packet: Packet, dst: &mut BytesMut) -> Result<(), Error> {
         self.encode(&packet, dst)
     }

@@ -20,6 +20,7 @@ pub const MAX_RESPONSE_FLAGS: u64 = u64::MAX >> 3;
 /// The largest handler rq_type: the wire carries `rq_type + 1`.
 pub const MAX_RQ_TYPE: u64 = u64::MAX - 1;
 
+#[inline]
 fn check_flags(flags: u64, max: u64) -> Result<(), Error> {
     if flags > max {
         return Err(Error::FlagsTooLarge { flags, max });
@@ -82,6 +83,7 @@ impl Packet {
     /// A request for handler `rq_type` (sent as `rq_type + 1`).
     ///
     /// Fails when `rq_type` exceeds [`MAX_RQ_TYPE`] or `flags` exceeds [`MAX_REQUEST_FLAGS`].
+    #[inline]
     pub fn request(
         channel: u64,
         tag: u64,
@@ -107,6 +109,7 @@ impl Packet {
     /// A response to the request `(channel, tag)`: `ok` for success, with its flags.
     ///
     /// Fails when `flags` exceeds [`MAX_RESPONSE_FLAGS`].
+    #[inline]
     pub fn response(
         channel: u64,
         tag: u64,
@@ -212,6 +215,7 @@ impl Packet {
         *self == Packet::ERQ
     }
 
+    #[inline]
     fn flagsword(&self) -> u64 {
         let has_channel = u64::from(self.channel != 0);
         match self.kind {
@@ -221,6 +225,7 @@ impl Packet {
     }
 
     /// The length of the body (the frame without its length prefix).
+    #[inline]
     pub fn body_len(&self) -> usize {
         let mut len = bsuint::encoded_len(self.tag) + bsuint::encoded_len(self.flagsword());
         if self.channel != 0 {
@@ -240,29 +245,39 @@ impl Packet {
 
     /// Writes the whole frame (length prefix and body), exactly as cs.packetstream does.
     pub fn encode(&self, buf: &mut impl BufMut) {
-        self.encode_body_of(self.body_len(), buf);
-    }
-
-    /// Reserves room for the frame whose body is `body_len` bytes long (as
-    /// [`body_len`](Self::body_len) computed it), then writes it: one allocation at most.
-    pub(crate) fn encode_reserved(&self, body_len: usize, dst: &mut BytesMut) {
-        dst.reserve(bsuint::encoded_len(body_len as u64) + body_len);
-        self.encode_body_of(body_len, dst);
+        let mut head = [0; 5 * bsuint::MAX_LEN];
+        let len = self.write_head(self.body_len(), &mut head);
+        buf.put_slice(&head[..len]);
+        buf.put_slice(&self.payload);
     }
 
     /// Writes the frame whose body is `body_len` bytes long (as [`body_len`](Self::body_len)
-    /// computed it): each integer goes straight into `buf`.
-    pub(crate) fn encode_body_of(&self, body_len: usize, buf: &mut impl BufMut) {
-        bsuint::put(body_len as u64, buf);
-        bsuint::put(self.tag, buf);
-        bsuint::put(self.flagsword(), buf);
+    /// computed it) to the end of `dst`, reserving room for all of it first: one allocation
+    /// at most. The head's bytes are written in place, not copied in one call each.
+    #[inline]
+    pub(crate) fn encode_to(&self, body_len: usize, dst: &mut BytesMut) {
+        let head_len = bsuint::encoded_len(body_len as u64) + body_len - self.payload.len();
+        dst.reserve(head_len + self.payload.len());
+        let at = dst.len();
+        dst.resize(at + head_len, 0);
+        self.write_head(body_len, &mut dst[at..]);
+        dst.extend_from_slice(&self.payload);
+    }
+
+    /// Writes the length prefix of a `body_len`-byte body and the body's integers to the
+    /// front of `out`, and returns how many bytes that took.
+    #[inline]
+    fn write_head(&self, body_len: usize, out: &mut [u8]) -> usize {
+        let mut at = bsuint::write(body_len as u64, out);
+        at += bsuint::write(self.tag, &mut out[at..]);
+        at += bsuint::write(self.flagsword(), &mut out[at..]);
         if self.channel != 0 {
-            bsuint::put(self.channel, buf);
+            at += bsuint::write(self.channel, &mut out[at..]);
         }
         if let Kind::Request { wire_rq_type, .. } = self.kind {
-            bsuint::put(wire_rq_type, buf);
+            at += bsuint::write(wire_rq_type, &mut out[at..]);
         }
-        buf.put_slice(&self.payload);
+        at
     }
 
     /// Parses a body (the frame without its length prefix). The payload shares `body`'s
@@ -270,6 +285,7 @@ impl Packet {
     ///
     /// A body that ends inside one of its integers is [`Error::Malformed`]; an integer beyond
     /// `u64` is [`Error::VarintOverflow`].
+    #[inline]
     pub fn decode_body(mut body: Bytes) -> Result<Packet, Error> {
         let total = body.len();
         let mut field = |name: &'static str| -> Result<u64, Error> {

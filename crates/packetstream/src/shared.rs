@@ -140,12 +140,13 @@ impl Shared {
     /// not already due to run. `false` once the outbox is sealed: ERQ is out, so the request
     /// must not follow it.
     pub fn push_request(&self, packet: &Packet) -> bool {
+        let body_len = packet.body_len();
         let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
         if outbox.sealed {
             return false;
         }
         let idle = outbox.frames.is_empty();
-        packet.encode_reserved(packet.body_len(), &mut outbox.frames);
+        packet.encode_to(body_len, &mut outbox.frames);
         outbox.requests += 1;
         drop(outbox);
         trace!(%packet, "queued");
