@@ -12,14 +12,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
-
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::MutexGuard;
-
-use tokio::sync::oneshot;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
 
 use crate::gate::{Gate, Padded};
 
@@ -85,10 +79,12 @@ pub enum Unanswered<E> {
 /// Why a reply was an orphan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrphanKind {
-    /// No request ever had this tag (or, in FIFO mode, no request was waiting).
+    /// No request ever had this tag: it is below the first tag or beyond the last one
+    /// issued (or, in FIFO mode, no request was waiting).
     Unknown,
     /// The request had this tag but is over: answered already, or cancelled by dropping its
-    /// [`Pending`], or failed.
+    /// [`Pending`], or failed. A tag the correlator skipped, because an older request still
+    /// held its slot, counts here too: it lies among the issued ones.
     Finished,
 }
 
@@ -118,66 +114,136 @@ impl<R> fmt::Display for Orphan<R> {
 
 type Reply<R, E> = Result<R, Unanswered<E>>;
 
-/// How many stripes the map of waiting requests has. Consecutive tags land in different
-/// stripes, so tasks that allocate at the same time rarely meet on a lock.
-const STRIPES: usize = 32;
+/// Where the request holding a slot is.
+enum State<R, E> {
+    /// No request holds the slot.
+    Free,
+    /// The request waits for its reply, with the waker of the task that last polled its
+    /// [`Pending`] (none before the first poll).
+    Waiting(Option<Waker>),
+    /// The reply (or the failure) has come and waits for the [`Pending`] to take it.
+    Answered(Reply<R, E>),
+}
 
-/// Hashes tags with one multiply. The tags we insert are our own sequential numbers; a peer
-/// only chooses the tags it looks up, which costs it at most the probes of one small table.
-#[derive(Debug, Default, Clone, Copy)]
-struct TagHasher(u64);
+/// One request's place in the table: its tag and where it is.
+struct Slot<R, E> {
+    tag: u64,
+    state: State<R, E>,
+}
 
-impl Hasher for TagHasher {
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
+/// Spreads consecutive tags over the table (see [`Table::slot`]).
+const SCATTER: u64 = 0x9e37_79b9_7f4a_7c15;
 
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u64(self.0 ^ u64::from(*byte));
+/// The requests in flight: a fixed table of slots that a tag finds by arithmetic, shared by
+/// the correlator and its [`Pending`]s. A request costs no allocation, no map and no
+/// channel: its reply and its waker wait in its slot.
+struct Table<R, E> {
+    slots: Box<[Mutex<Slot<R, E>>]>,
+    /// `slots.len() - 1`; the length is a power of two.
+    mask: u64,
+    /// The in-flight bound: a request holds a permit for as long as it holds a slot.
+    gate: Gate,
+}
+
+impl<R, E> Table<R, E> {
+    /// Room for twice `max_in_flight` requests, so that a free slot is always near.
+    fn new(max_in_flight: usize) -> Self {
+        let gate = Gate::new(max_in_flight);
+        let len = gate.max().saturating_mul(2).next_power_of_two();
+        let slots = (0..len)
+            .map(|_| {
+                Mutex::new(Slot {
+                    tag: 0,
+                    state: State::Free,
+                })
+            })
+            .collect();
+        Table {
+            slots,
+            mask: len as u64 - 1,
+            gate,
         }
     }
 
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type Waiting<R, E> = HashMap<u64, oneshot::Sender<Reply<R, E>>, BuildHasherDefault<TagHasher>>;
-
-/// One stripe of the map of waiting requests. Each is its own allocation, padded, so that a
-/// [`Pending`] holding its stripe shares no cache line with the other stripes or the counters.
-struct Stripe<R, E> {
-    waiting: Mutex<Waiting<R, E>>,
-    gate: Arc<Gate>,
-}
-
-impl<R, E> Stripe<R, E> {
-    fn lock(&self) -> MutexGuard<'_, Waiting<R, E>> {
-        // Every update under this lock is one insert or remove: a panic elsewhere cannot
-        // leave the map half-changed, so a poisoned lock is safe to go on with.
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    /// The slot of `tag`, locked. Multiplying by an odd constant permutes the residues
+    /// modulo the table's length, so any `len` consecutive tags land on `len` different
+    /// slots, and consecutive ones far apart (requests made together share no cache line).
+    fn slot(&self, tag: u64) -> MutexGuard<'_, Slot<R, E>> {
+        let index = (tag.wrapping_mul(SCATTER) & self.mask) as usize;
+        // Every update under this lock is a whole assignment: a panic elsewhere cannot
+        // leave a slot half-changed, so a poisoned lock is safe to go on with.
+        self.slots[index].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes the sender for `tag` out, giving its in-flight slot back.
-    fn take(&self, tag: u64) -> Option<oneshot::Sender<Reply<R, E>>> {
-        let taken = self.lock().remove(&tag);
-        if taken.is_some() {
-            self.gate.release();
+    /// Takes the slot for `tag` if it is free; `false` when an older request still holds it.
+    fn occupy(&self, tag: u64) -> bool {
+        let mut slot = self.slot(tag);
+        if !matches!(slot.state, State::Free) {
+            return false;
         }
-        taken
+        *slot = Slot {
+            tag,
+            state: State::Waiting(None),
+        };
+        true
+    }
+
+    /// Frees the slot of `tag` if its request still holds it, whatever it holds, and gives
+    /// its permit back.
+    fn free(&self, tag: u64) -> bool {
+        let mut slot = self.slot(tag);
+        if slot.tag != tag || matches!(slot.state, State::Free) {
+            return false;
+        }
+        let held = std::mem::replace(&mut slot.state, State::Free);
+        drop(slot);
+        self.gate.release();
+        // The waker or the reply is dropped outside the lock.
+        drop(held);
+        true
+    }
+
+    /// Hands `reply` to the request `tag` if it waits; gives the reply back otherwise.
+    fn answer(&self, tag: u64, reply: Reply<R, E>) -> Result<(), Reply<R, E>> {
+        let mut guard = self.slot(tag);
+        let slot = &mut *guard;
+        let waker = match &mut slot.state {
+            State::Waiting(waker) if slot.tag == tag => waker.take(),
+            _ => return Err(reply),
+        };
+        slot.state = State::Answered(reply);
+        drop(guard);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Answers every waiting request with `reply()`; returns how many there were.
+    fn answer_all(&self, reply: impl Fn() -> Reply<R, E>) -> usize {
+        let mut answered = 0;
+        for slot in self.slots.iter() {
+            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+            let State::Waiting(waker) = &mut slot.state else {
+                continue;
+            };
+            let waker = waker.take();
+            slot.state = State::Answered(reply());
+            drop(slot);
+            answered += 1;
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+        answered
     }
 }
-
-/// A stripe as it is shared between the correlator and its [`Pending`]s.
-type SharedStripe<R, E> = Arc<Padded<Stripe<R, E>>>;
 
 struct Inner<R, E> {
     order: Order,
     first_tag: u64,
     next_tag: Padded<AtomicU64>,
-    gate: Arc<Gate>,
-    stripes: Box<[SharedStripe<R, E>]>,
+    table: Arc<Table<R, E>>,
     /// FIFO mode: tags in the order their replies are due.
     due: Mutex<VecDeque<u64>>,
     failure: OnceLock<E>,
@@ -185,18 +251,24 @@ struct Inner<R, E> {
 }
 
 impl<R, E> Inner<R, E> {
-    fn stripe(&self, tag: u64) -> &SharedStripe<R, E> {
-        &self.stripes[(tag as usize) % STRIPES]
+    /// Takes a slot and returns the tag that names it. A tag whose slot an older request
+    /// still holds is skipped (never issued), so tags still only go up. With twice as many
+    /// slots as permits, and a permit held, at least half the slots are free.
+    fn occupy(&self) -> u64 {
+        loop {
+            let tag = self.next_tag.0.fetch_add(1, Ordering::Relaxed);
+            if self.table.occupy(tag) {
+                return tag;
+            }
+        }
     }
 }
 
 impl<R, E> Drop for Inner<R, E> {
-    /// The last handle is gone: nobody can answer the waiting requests any more, so their
-    /// senders are dropped and each [`Pending`] resolves to [`Unanswered::Abandoned`].
+    /// The last handle is gone: nobody can answer the waiting requests any more, so each
+    /// [`Pending`] resolves to [`Unanswered::Abandoned`].
     fn drop(&mut self) {
-        for stripe in self.stripes.iter() {
-            stripe.0.lock().clear();
-        }
+        self.table.answer_all(|| Err(Unanswered::Abandoned));
     }
 }
 
@@ -254,23 +326,16 @@ impl<R, E> fmt::Debug for Correlator<R, E> {
 
 impl<R, E: Clone> Correlator<R, E> {
     /// A correlator with the given limits and numbering.
+    ///
+    /// Its table of requests in flight is made here, once: twice `max_in_flight` slots,
+    /// rounded up to a power of two.
     pub fn new(config: Config) -> Self {
-        let gate = Arc::new(Gate::new(config.max_in_flight));
-        let stripes = (0..STRIPES)
-            .map(|_| {
-                Arc::new(Padded(Stripe {
-                    waiting: Mutex::new(HashMap::default()),
-                    gate: Arc::clone(&gate),
-                }))
-            })
-            .collect();
         Correlator {
             inner: Arc::new(Inner {
                 order: config.order,
                 first_tag: config.first_tag,
                 next_tag: Padded(AtomicU64::new(config.first_tag)),
-                gate,
-                stripes,
+                table: Arc::new(Table::new(config.max_in_flight)),
                 due: Mutex::new(VecDeque::new()),
                 failure: OnceLock::new(),
                 orphans: AtomicU64::new(0),
@@ -284,41 +349,33 @@ impl<R, E: Clone> Correlator<R, E> {
     /// [`fail_all`](Correlator::fail_all). Cancel-safe: dropping this future before it
     /// resolves allocates nothing.
     pub async fn allocate(&self) -> Result<(Tag, Pending<R, E>), Unanswered<E>> {
-        if let Some(e) = self.inner.failure.get() {
+        let inner = &*self.inner;
+        if let Some(e) = inner.failure.get() {
             return Err(Unanswered::Failed(e.clone()));
         }
-        if self.inner.gate.acquire().await.is_err() {
+        if inner.table.gate.acquire().await.is_err() {
             return Err(self.failure());
         }
-        let (tx, rx) = oneshot::channel();
-        let tag = match self.inner.order {
-            Order::Tagged => {
-                let tag = self.inner.next_tag.0.fetch_add(1, Ordering::Relaxed);
-                self.inner.stripe(tag).0.lock().insert(tag, tx);
-                tag
-            }
+        let tag = match inner.order {
+            Order::Tagged => inner.occupy(),
             Order::Fifo => {
                 // The due order must be the tag order, so both are decided under one lock.
-                let mut due = self.inner.due.lock().unwrap_or_else(|p| p.into_inner());
-                let tag = self.inner.next_tag.0.fetch_add(1, Ordering::Relaxed);
-                self.inner.stripe(tag).0.lock().insert(tag, tx);
+                let mut due = inner.due.lock().unwrap_or_else(|p| p.into_inner());
+                let tag = inner.occupy();
                 due.push_back(tag);
                 tag
             }
         };
-        let stripe = self.inner.stripe(tag);
-        // fail_all sets the failure before it drains the stripes: if it ran between our
-        // insert and this check, either it drained our sender (and the Pending resolves to
-        // the failure) or we take the sender back ourselves here.
-        if self.inner.failure.get().is_some() && stripe.0.take(tag).is_some() {
+        // fail_all sets the failure before it answers the slots: if it ran between our
+        // permit and our slot, it did not see the slot, and we free it ourselves here.
+        if inner.failure.get().is_some() && inner.table.free(tag) {
             return Err(self.failure());
         }
         Ok((
             Tag(tag),
             Pending {
                 tag: Tag(tag),
-                reply: rx,
-                stripe: Arc::clone(stripe),
+                table: Arc::clone(&inner.table),
                 done: false,
             },
         ))
@@ -358,19 +415,18 @@ impl<R, E: Clone> Correlator<R, E> {
     }
 
     fn deliver(&self, tag: Tag, reply: R) -> Result<(), Orphan<R>> {
-        let Some(tx) = self.inner.stripe(tag.0).0.take(tag.0) else {
-            let issued = self.inner.next_tag.0.load(Ordering::Relaxed);
-            let kind = if (self.inner.first_tag..issued).contains(&tag.0) {
-                OrphanKind::Finished
-            } else {
-                OrphanKind::Unknown
-            };
-            return Err(self.orphan(Some(tag), kind, reply));
-        };
-        match tx.send(Ok(reply)) {
+        match self.inner.table.answer(tag.0, Ok(reply)) {
             Ok(()) => Ok(()),
-            // The Pending was dropped just now, before it could take its sender back.
-            Err(Ok(reply)) => Err(self.orphan(Some(tag), OrphanKind::Finished, reply)),
+            Err(Ok(reply)) => {
+                let issued = self.inner.next_tag.0.load(Ordering::Relaxed);
+                let kind = if (self.inner.first_tag..issued).contains(&tag.0) {
+                    OrphanKind::Finished
+                } else {
+                    OrphanKind::Unknown
+                };
+                Err(self.orphan(Some(tag), kind, reply))
+            }
+            // Never: what comes back is what was given.
             Err(Err(_)) => Ok(()),
         }
     }
@@ -389,16 +445,9 @@ impl<R, E: Clone> Correlator<R, E> {
     /// The first error given is the one every request sees; later calls fail nothing new.
     pub fn fail_all(&self, error: E) -> usize {
         let _ = self.inner.failure.set(error);
-        self.inner.gate.close();
+        self.inner.table.gate.close();
         let failure = self.failure();
-        let mut failed = 0;
-        for stripe in self.inner.stripes.iter() {
-            let drained: Vec<_> = stripe.0.lock().drain().collect();
-            for (_, tx) in drained {
-                stripe.0.gate.release();
-                failed += usize::from(tx.send(Err(failure.clone())).is_ok());
-            }
-        }
+        let failed = self.inner.table.answer_all(|| Err(failure.clone()));
         self.inner
             .due
             .lock()
@@ -419,7 +468,7 @@ impl<R, E: Clone> Correlator<R, E> {
 impl<R, E> Correlator<R, E> {
     /// How many requests await replies now.
     pub fn in_flight(&self) -> usize {
-        self.inner.gate.in_flight()
+        self.inner.table.gate.in_flight()
     }
 
     /// How many replies were orphans so far.
@@ -440,8 +489,7 @@ impl<R, E> Correlator<R, E> {
 #[must_use = "a Pending that is dropped cancels its request"]
 pub struct Pending<R, E> {
     tag: Tag,
-    reply: oneshot::Receiver<Reply<R, E>>,
-    stripe: SharedStripe<R, E>,
+    table: Arc<Table<R, E>>,
     done: bool,
 }
 
@@ -462,29 +510,38 @@ impl<R, E> Future for Pending<R, E> {
     type Output = Result<R, Unanswered<E>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        match Pin::new(&mut this.reply).poll(cx) {
-            Poll::Ready(Ok(reply)) => {
-                this.done = true;
-                Poll::Ready(reply)
+        if self.done {
+            // Polled again after it resolved: its slot is no longer its own.
+            return Poll::Ready(Err(Unanswered::Abandoned));
+        }
+        let tag = self.tag.0;
+        let mut slot = self.table.slot(tag);
+        match &mut slot.state {
+            State::Waiting(waker) => {
+                match waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
             }
-            // Every path that takes a sender away sends into it first; only dropping the
-            // whole correlator drops a sender unsent.
-            Poll::Ready(Err(_)) => {
-                this.done = true;
-                Poll::Ready(Err(Unanswered::Abandoned))
-            }
-            Poll::Pending => Poll::Pending,
+            State::Answered(_) => {}
+            // Never: only this Pending frees its slot.
+            State::Free => {}
+        }
+        let held = std::mem::replace(&mut slot.state, State::Free);
+        drop(slot);
+        self.table.gate.release();
+        self.done = true;
+        match held {
+            State::Answered(reply) => Poll::Ready(reply),
+            State::Free | State::Waiting(_) => Poll::Ready(Err(Unanswered::Abandoned)),
         }
     }
 }
 
 impl<R, E> Drop for Pending<R, E> {
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        if self.stripe.0.take(self.tag.0).is_some() {
+        if !self.done && self.table.free(self.tag.0) {
             tracing::trace!(tag = self.tag.0, "request cancelled: its slot is free");
         }
     }

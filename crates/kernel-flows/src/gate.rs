@@ -88,6 +88,11 @@ impl Gate {
         }
     }
 
+    /// How many slots there are.
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
     /// How many slots are taken.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.0.load(Ordering::SeqCst)

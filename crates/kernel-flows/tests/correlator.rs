@@ -78,6 +78,29 @@ async fn dropping_a_pending_frees_its_slot_and_its_late_reply_is_an_orphan() {
 }
 
 #[test]
+fn a_request_that_outlives_many_others_keeps_its_slot_and_tags_still_only_go_up() {
+    // Two permits: a table of four slots. The held request's slot comes round every fourth
+    // tag; those tags are skipped, never issued twice.
+    let c = tagged(2);
+    let (held, held_reply) = allocate_now(&c);
+    let mut issued = vec![held.0];
+    for _ in 0..40 {
+        let (tag, pending) = allocate_now(&c);
+        assert!(tag.0 > *issued.last().unwrap(), "{tag} after {issued:?}");
+        issued.push(tag.0);
+        c.correlate(tag, tag.0).unwrap();
+        assert_eq!(pending.now_or_never(), Some(Ok(tag.0)));
+    }
+    // A quarter of the tags met the held slot and were skipped.
+    assert_eq!(*issued.last().unwrap(), 2 + 40 + 40 / 3);
+    assert_eq!(c.in_flight(), 1);
+    c.correlate(held, 99).unwrap();
+    assert_eq!(held_reply.now_or_never(), Some(Ok(99)));
+    assert_eq!(c.orphans(), 0);
+    assert_eq!(c.in_flight(), 0);
+}
+
+#[test]
 fn replies_to_tags_never_issued_are_unknown_orphans() {
     let c = tagged(4);
     let (_tag, _p) = allocate_now(&c);
