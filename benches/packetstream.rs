@@ -7,14 +7,16 @@
 //!
 //! The raw echo is tokio-util's `LengthDelimitedCodec` with no correlation at all: the server
 //! decodes every frame a read brought and writes all the echoes in one `write_all`; the client
-//! keeps the same number in flight and flushes once per batch of replies. `server_alone` runs
-//! that same plain client with packets (`PacketCodec`) against a `PacketConnection` server,
-//! to tell what the server costs from what the client side costs, and `codec_alone` runs it
-//! against the raw echo's own loop speaking packets (`codec_echo`), to tell what the codec
-//! costs from what the connection does. `packetstream/codec/64B` times the two codecs alone,
-//! in memory: 64 frames encoded into one buffer and decoded back. Each workload also
-//! runs through tarpc (bincode over the same kind of socket), the target being to be ahead
-//! of it.
+//! keeps the same number in flight and flushes once per batch of replies. Three more lines
+//! split the cost, each over its own connection:
+//! - `codec_alone`: that plain client speaking packets (`PacketCodec`) to the raw echo's own
+//!   loop speaking packets (`codec_echo`): the codec with no connection around it;
+//! - `server_alone`: the plain packet client against a `PacketConnection` server;
+//! - `client_alone`: a `PacketConnection` client against `codec_echo`.
+//!
+//! `packetstream/codec/64B` times the two codecs in memory: 64 frames encoded into one buffer
+//! and decoded back. Each workload also runs through tarpc (bincode over the same kind of
+//! socket), the target being to be ahead of it.
 //!
 //! `cargo bench --bench packetstream -- --warm-up-time 1 --measurement-time 5`
 //!
@@ -381,6 +383,11 @@ fn bench(c: &mut Criterion) {
             tokio::spawn(codec_echo(server));
             plain_packet_client(client)
         }));
+        let client_alone = rt.block_on(async {
+            let (client, server) = socket_pair(kind).await;
+            tokio::spawn(codec_echo(server));
+            PacketConnection::new(client, Config::default())
+        });
         let tarpc = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             tokio::spawn(tarpc_serve(server));
@@ -410,6 +417,17 @@ fn bench(c: &mut Criterion) {
             group.bench_function(BenchmarkId::from_parameter("packetstream"), |b| {
                 b.iter_custom(|iters| {
                     let (client, payload) = (packet.0.clone(), payload.clone());
+                    rt.block_on(rt.spawn(async move {
+                        let started = Instant::now();
+                        packet_run(&client, iters, window, &payload).await;
+                        started.elapsed()
+                    }))
+                    .unwrap()
+                })
+            });
+            group.bench_function(BenchmarkId::from_parameter("client_alone"), |b| {
+                b.iter_custom(|iters| {
+                    let (client, payload) = (client_alone.clone(), payload.clone());
                     rt.block_on(rt.spawn(async move {
                         let started = Instant::now();
                         packet_run(&client, iters, window, &payload).await;

@@ -76,6 +76,7 @@ impl<F: Future<Output = Result<Reply, String>>> Future for Running<F> {
 }
 
 /// Polls the call in `slot`, and empties the slot once it has finished.
+#[inline]
 fn poll_slot<F: Future<Output = Result<Reply, String>>>(
     slot: &mut Slot<F>,
     cx: &mut Context<'_>,
@@ -348,6 +349,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     }
 
     /// Sends the reply to the peer's request `(channel, tag)`, from its handler's outcome.
+    #[inline]
     fn answer_request(&mut self, channel: u64, tag: u64, outcome: Outcome) {
         self.session.answered(channel, tag);
         self.tally.requests_served += 1;
@@ -462,6 +464,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         true
     }
 
+    #[inline]
     fn receive(&mut self, packet: Packet) {
         self.tally.packets_in += 1;
         trace!(%packet, "in");
@@ -556,6 +559,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             });
     }
 
+    #[inline]
     fn send(&mut self, packet: &Packet) {
         if matches!(self.phase, Phase::EofSent | Phase::Shutdown) {
             debug!(%packet, "not sent: EOF already went out");

@@ -31,11 +31,13 @@ where
 {
     type Future = Map<Fut, fn(Result<R, E>) -> Result<Reply, String>>;
 
+    #[inline]
     fn call(&self, rq_type: u64, flags: u64, payload: Bytes) -> Self::Future {
         (self.0)(rq_type, flags, payload).map(into_reply::<R, E>)
     }
 }
 
+#[inline]
 fn into_reply<R: Into<Reply>, E: fmt::Display>(result: Result<R, E>) -> Result<Reply, String> {
     result.map(Into::into).map_err(|e| e.to_string())
 }

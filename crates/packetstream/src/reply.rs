@@ -27,6 +27,7 @@ pub struct Reply {
 
 impl Reply {
     /// A success reply.
+    #[inline]
     pub fn ok(flags: u64, payload: Bytes) -> Reply {
         Reply {
             ok: true,
@@ -48,6 +49,7 @@ impl Reply {
 
 impl From<()> for Reply {
     /// Success, flags 0, no payload (a cs handler returning `None`).
+    #[inline]
     fn from((): ()) -> Reply {
         Reply::ok(0, Bytes::new())
     }
@@ -55,6 +57,7 @@ impl From<()> for Reply {
 
 impl From<u64> for Reply {
     /// Success with these flags and no payload (a cs handler returning an int).
+    #[inline]
     fn from(flags: u64) -> Reply {
         Reply::ok(flags, Bytes::new())
     }
@@ -97,6 +100,7 @@ impl From<&'static str> for Reply {
 
 impl<P: Into<Bytes>> From<(u64, P)> for Reply {
     /// Success with these flags and this payload (a cs handler returning `(flags, bytes)`).
+    #[inline]
     fn from((flags, payload): (u64, P)) -> Reply {
         Reply::ok(flags, payload.into())
     }

@@ -60,6 +60,7 @@ impl Session {
     }
 
     /// What `packet` means.
+    #[inline]
     pub fn receive(&mut self, packet: Packet) -> Incoming {
         if packet.is_eof() {
             return Incoming::Eof { malformed: false };
@@ -101,6 +102,7 @@ impl Session {
     }
 
     /// The request `(channel, tag)` has been answered: its tag may come again.
+    #[inline]
     pub fn answered(&mut self, channel: u64, tag: u64) {
         self.in_flight.remove(&(channel, tag));
     }
