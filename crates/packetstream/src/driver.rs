@@ -213,6 +213,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         (self.handed_out, self.read_yielded) = (false, false);
+        self.shared.register_driver(cx.waker());
         let poll = self.poll_rounds(cx);
         self.shared.counters.publish(&mut self.tally);
         poll
@@ -222,11 +223,13 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         for _ in 0..ROUNDS_PER_WAKE {
             let mut progress = self.poll_commands(cx);
             progress |= self.poll_handlers(cx);
-            progress |= self.start_handlers(cx);
             match self.poll_read(cx) {
                 Ok(read) => progress |= read,
                 Err(e) => return Poll::Ready(Err(self.fail(e))),
             }
+            // After the read, so that the requests it brought are answered and written in
+            // this same round.
+            progress |= self.start_handlers(cx);
             self.advance_close();
             match self.poll_write(cx) {
                 Ok(wrote) => progress |= wrote,
@@ -272,17 +275,17 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     }
 
     fn poll_commands(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut progress = self.take_requests(cx, false);
+        let mut progress = self.take_requests(false);
         while self.commands_open {
             match self.commands.poll_recv(cx) {
                 Poll::Ready(Some(Command::Close)) => {
                     progress = true;
-                    self.close_now(cx);
+                    self.close_now();
                 }
                 Poll::Ready(None) => {
                     debug!("every handle dropped: closing");
                     self.commands_open = false;
-                    self.close_now(cx);
+                    self.close_now();
                     progress = true;
                 }
                 Poll::Pending => break,
@@ -293,19 +296,21 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
 
     /// Moves the requests the handles have queued into the write buffer; with `seal`, the
     /// last ones (ERQ follows).
-    fn take_requests(&mut self, cx: &mut Context<'_>, seal: bool) -> bool {
+    fn take_requests(&mut self, seal: bool) -> bool {
         if matches!(self.phase, Phase::EofSent | Phase::Shutdown) {
             return false;
         }
-        let n = self
-            .shared
-            .take_requests(&mut self.write_buf, seal, cx.waker());
+        let n = self.shared.take_requests(&mut self.write_buf, seal);
         self.tally.requests_sent += n;
         self.tally.packets_out += n;
         n > 0
     }
 
     fn poll_handlers(&mut self, cx: &mut Context<'_>) -> bool {
+        // An empty set is not polled: polling it would register the waker again.
+        if self.running.is_empty() {
+            return false;
+        }
         let mut progress = false;
         while let Poll::Ready(Some((channel, tag, outcome, slot))) =
             self.running.poll_next_unpin(cx)
@@ -517,8 +522,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     }
 
     /// Closing asked for: the requests already queued go out, then ERQ.
-    fn close_now(&mut self, cx: &mut Context<'_>) {
-        self.take_requests(cx, true);
+    fn close_now(&mut self) {
+        self.take_requests(true);
         self.begin_close();
         self.send_erq();
     }

@@ -113,6 +113,9 @@ pub(crate) struct Shared {
     channel0: Requests,
     channels: Mutex<Channels>,
     outbox: Mutex<Outbox>,
+    /// Set (under the outbox's lock) when the outbox stops being empty; cleared by the driver
+    /// as it takes the outbox. The driver looks at this, not the lock, on each round.
+    queued: AtomicBool,
     /// The driver task, woken when the outbox stops being empty.
     driver: AtomicWaker,
     pub counters: Counters,
@@ -128,6 +131,7 @@ impl Shared {
             channel0: new_requests(&config),
             channels: Mutex::new(Channels::default()),
             outbox: Mutex::new(Outbox::default()),
+            queued: AtomicBool::new(false),
             driver: AtomicWaker::new(),
             counters: Counters::default(),
             closing: AtomicBool::new(false),
@@ -148,6 +152,9 @@ impl Shared {
         let idle = outbox.frames.is_empty();
         packet.encode_to(body_len, &mut outbox.frames);
         outbox.requests += 1;
+        if idle {
+            self.queued.store(true, Ordering::Release);
+        }
         drop(outbox);
         trace!(%packet, "queued");
         if idle {
@@ -156,11 +163,21 @@ impl Shared {
         true
     }
 
-    /// Moves the queued request frames to the end of `buf` and returns how many requests
-    /// they were. With `seal`, no request is queued after these. Registers `driver` to be
-    /// woken by the next request.
-    pub fn take_requests(&self, buf: &mut BytesMut, seal: bool, driver: &Waker) -> u64 {
+    /// Registers the driver's task to be woken when the outbox stops being empty. Called once
+    /// per wake of the driver, before it looks at the outbox.
+    pub fn register_driver(&self, driver: &Waker) {
         self.driver.register(driver);
+    }
+
+    /// Moves the queued request frames to the end of `buf` and returns how many requests
+    /// they were. With `seal`, no request is queued after these. Takes the lock only when
+    /// something was queued (or to seal).
+    pub fn take_requests(&self, buf: &mut BytesMut, seal: bool) -> u64 {
+        if !seal && !self.queued.load(Ordering::Acquire) {
+            return 0;
+        }
+        // Cleared before the lock: a request queued after the swap below sets it again.
+        self.queued.store(false, Ordering::Relaxed);
         let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
         outbox.sealed |= seal;
         if buf.is_empty() {
