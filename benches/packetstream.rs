@@ -414,28 +414,19 @@ fn bench(c: &mut Criterion) {
             group.bench_function(BenchmarkId::from_parameter("server_alone"), |b| {
                 b.iter_custom(|iters| time_plain(&rt, &mut plain_packets, iters, window, &payload))
             });
-            group.bench_function(BenchmarkId::from_parameter("packetstream"), |b| {
-                b.iter_custom(|iters| {
-                    let (client, payload) = (packet.0.clone(), payload.clone());
-                    rt.block_on(rt.spawn(async move {
-                        let started = Instant::now();
-                        packet_run(&client, iters, window, &payload).await;
-                        started.elapsed()
-                    }))
-                    .unwrap()
-                })
-            });
-            group.bench_function(BenchmarkId::from_parameter("client_alone"), |b| {
-                b.iter_custom(|iters| {
-                    let (client, payload) = (client_alone.clone(), payload.clone());
-                    rt.block_on(rt.spawn(async move {
-                        let started = Instant::now();
-                        packet_run(&client, iters, window, &payload).await;
-                        started.elapsed()
-                    }))
-                    .unwrap()
-                })
-            });
+            for (name, client) in [("packetstream", &packet.0), ("client_alone", &client_alone)] {
+                group.bench_function(BenchmarkId::from_parameter(name), |b| {
+                    b.iter_custom(|iters| {
+                        let (client, payload) = (client.clone(), payload.clone());
+                        rt.block_on(rt.spawn(async move {
+                            let started = Instant::now();
+                            packet_run(&client, iters, window, &payload).await;
+                            started.elapsed()
+                        }))
+                        .unwrap()
+                    })
+                });
+            }
             group.bench_function(BenchmarkId::from_parameter("tarpc"), |b| {
                 b.iter_custom(|iters| {
                     let (client, payload) = (tarpc.clone(), payload.clone());
