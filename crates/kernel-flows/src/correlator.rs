@@ -71,9 +71,9 @@ pub enum Unanswered<E> {
     /// The link failed: [`Correlator::fail_all`] was called with this error.
     #[error("{0}")]
     Failed(E),
-    /// Every handle to the correlator was dropped while the request waited.
-    #[error("the correlator was dropped while the request waited for its reply")]
-    Abandoned,
+    /// The [`Pending`] was polled again after it had resolved: its reply was taken already.
+    #[error("the reply was taken already: the request was polled after it resolved")]
+    Spent,
 }
 
 /// Why a reply was an orphan.
@@ -243,7 +243,7 @@ struct Inner<R, E> {
     order: Order,
     first_tag: u64,
     next_tag: Padded<AtomicU64>,
-    table: Arc<Table<R, E>>,
+    table: Table<R, E>,
     /// FIFO mode: tags in the order their replies are due.
     due: Mutex<VecDeque<u64>>,
     failure: OnceLock<E>,
@@ -264,19 +264,11 @@ impl<R, E> Inner<R, E> {
     }
 }
 
-impl<R, E> Drop for Inner<R, E> {
-    /// The last handle is gone: nobody can answer the waiting requests any more, so each
-    /// [`Pending`] resolves to [`Unanswered::Abandoned`].
-    fn drop(&mut self) {
-        self.table.answer_all(|| Err(Unanswered::Abandoned));
-    }
-}
-
 /// Allocates tags for requests and delivers each reply to the request that awaits it.
 ///
 /// Cloning gives another handle to the same correlator; it is safe to use from many tasks at
-/// once. When every handle is dropped, waiting requests resolve to
-/// [`Unanswered::Abandoned`].
+/// once. A [`Pending`] borrows the handle it was allocated from, so a correlator outlives
+/// every request waiting on it: none can be stranded by dropping the correlator.
 ///
 /// ```
 /// use kernel_flows::{Config, Correlator, OrphanKind, Tag, Unanswered};
@@ -335,7 +327,7 @@ impl<R, E: Clone> Correlator<R, E> {
                 order: config.order,
                 first_tag: config.first_tag,
                 next_tag: Padded(AtomicU64::new(config.first_tag)),
-                table: Arc::new(Table::new(config.max_in_flight)),
+                table: Table::new(config.max_in_flight),
                 due: Mutex::new(VecDeque::new()),
                 failure: OnceLock::new(),
                 orphans: AtomicU64::new(0),
@@ -348,7 +340,12 @@ impl<R, E: Clone> Correlator<R, E> {
     /// Waits while [`Config::max_in_flight`] requests are outstanding. Fails at once after
     /// [`fail_all`](Correlator::fail_all). Cancel-safe: dropping this future before it
     /// resolves allocates nothing.
-    pub async fn allocate(&self) -> Result<(Tag, Pending<R, E>), Unanswered<E>> {
+    ///
+    /// The [`Pending`] borrows this handle rather than sharing ownership of the correlator: a
+    /// shared count would be one more atomic update on every request and every reply's
+    /// caller, on a line all of them touch. Allocate from a handle that lives as long as the
+    /// request (clone one into the task that awaits it).
+    pub async fn allocate(&self) -> Result<(Tag, Pending<'_, R, E>), Unanswered<E>> {
         let inner = &*self.inner;
         if let Some(e) = inner.failure.get() {
             return Err(Unanswered::Failed(e.clone()));
@@ -375,7 +372,7 @@ impl<R, E: Clone> Correlator<R, E> {
             Tag(tag),
             Pending {
                 tag: Tag(tag),
-                table: Arc::clone(&inner.table),
+                table: &inner.table,
                 done: false,
             },
         ))
@@ -460,7 +457,8 @@ impl<R, E: Clone> Correlator<R, E> {
     fn failure(&self) -> Unanswered<E> {
         match self.inner.failure.get() {
             Some(e) => Unanswered::Failed(e.clone()),
-            None => Unanswered::Abandoned,
+            // Never: the failure is set before the gate closes.
+            None => Unanswered::Spent,
         }
     }
 }
@@ -483,36 +481,37 @@ impl<R, E> Correlator<R, E> {
 }
 
 /// A request's reply, on its way: resolves when the reply is correlated or the link fails.
+/// It borrows the [`Correlator`] handle it was allocated from.
 ///
 /// Dropping it cancels the request locally: its slot is freed at once for another request,
 /// and a reply that still comes for its tag is counted as an orphan.
 #[must_use = "a Pending that is dropped cancels its request"]
-pub struct Pending<R, E> {
+pub struct Pending<'a, R, E> {
     tag: Tag,
-    table: Arc<Table<R, E>>,
+    table: &'a Table<R, E>,
     done: bool,
 }
 
-impl<R, E> Pending<R, E> {
+impl<R, E> Pending<'_, R, E> {
     /// The tag this reply will carry.
     pub fn tag(&self) -> Tag {
         self.tag
     }
 }
 
-impl<R, E> fmt::Debug for Pending<R, E> {
+impl<R, E> fmt::Debug for Pending<'_, R, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pending").field("tag", &self.tag).finish()
     }
 }
 
-impl<R, E> Future for Pending<R, E> {
+impl<R, E> Future for Pending<'_, R, E> {
     type Output = Result<R, Unanswered<E>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.done {
             // Polled again after it resolved: its slot is no longer its own.
-            return Poll::Ready(Err(Unanswered::Abandoned));
+            return Poll::Ready(Err(Unanswered::Spent));
         }
         let tag = self.tag.0;
         let mut slot = self.table.slot(tag);
@@ -534,12 +533,12 @@ impl<R, E> Future for Pending<R, E> {
         self.done = true;
         match held {
             State::Answered(reply) => Poll::Ready(reply),
-            State::Free | State::Waiting(_) => Poll::Ready(Err(Unanswered::Abandoned)),
+            State::Free | State::Waiting(_) => Poll::Ready(Err(Unanswered::Spent)),
         }
     }
 }
 
-impl<R, E> Drop for Pending<R, E> {
+impl<R, E> Drop for Pending<'_, R, E> {
     fn drop(&mut self) {
         if !self.done && self.table.free(self.tag.0) {
             tracing::trace!(tag = self.tag.0, "request cancelled: its slot is free");

@@ -17,7 +17,7 @@ fn tagged(max_in_flight: usize) -> Link {
     })
 }
 
-fn allocate_now(c: &Link) -> (Tag, Pending<u64, &'static str>) {
+fn allocate_now(c: &Link) -> (Tag, Pending<'_, u64, &'static str>) {
     c.allocate()
         .now_or_never()
         .expect("capacity is free")
@@ -115,11 +115,22 @@ fn replies_to_tags_never_issued_are_unknown_orphans() {
 #[tokio::test]
 async fn fail_all_wakes_every_waiter_and_every_allocation_waiting_for_capacity() {
     let c = tagged(3);
-    let mut waiters = Vec::new();
-    for _ in 0..3 {
-        let (_, pending) = allocate_now(&c);
-        waiters.push(tokio::spawn(pending));
-    }
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let (_, pending) = c.allocate().await?;
+                pending.await
+            })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while c.in_flight() < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the three waiters allocate");
     let blocked = tokio::spawn({
         let c = c.clone();
         async move { c.allocate().await.map(|(tag, _)| tag) }
@@ -147,12 +158,24 @@ async fn fail_all_wakes_every_waiter_and_every_allocation_waiting_for_capacity()
     );
 }
 
-#[tokio::test]
-async fn dropping_every_handle_abandons_the_waiters() {
-    let c = tagged(2);
-    let (_, pending) = allocate_now(&c);
-    drop(c);
-    assert_eq!(pending.await, Err(Unanswered::Abandoned));
+#[test]
+fn a_pending_polled_after_it_resolved_is_spent_and_gives_its_permit_back_once() {
+    let c = tagged(1);
+    let (tag, mut pending) = allocate_now(&c);
+    c.correlate(tag, 7).unwrap();
+    assert_eq!((&mut pending).now_or_never(), Some(Ok(7)));
+    assert_eq!(c.in_flight(), 0);
+    // The slot is free again, and the next request takes the permit.
+    let (next, waiting) = allocate_now(&c);
+    assert_eq!((&mut pending).now_or_never(), Some(Err(Unanswered::Spent)));
+    drop(pending);
+    assert_eq!(
+        c.in_flight(),
+        1,
+        "the spent Pending gave nothing back twice"
+    );
+    c.correlate(next, 8).unwrap();
+    assert_eq!(waiting.now_or_never(), Some(Ok(8)));
 }
 
 #[test]

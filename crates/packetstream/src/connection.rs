@@ -226,6 +226,7 @@ impl PacketConnection {
 fn unanswered(e: Unanswered<Error>) -> Error {
     match e {
         Unanswered::Failed(e) => e,
-        Unanswered::Abandoned => Error::Closed(Ended::Local),
+        // Never: a request awaits its reply once.
+        Unanswered::Spent => Error::Closed(Ended::Local),
     }
 }

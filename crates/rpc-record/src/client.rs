@@ -158,7 +158,8 @@ fn first_xid() -> u64 {
 fn unanswered(e: Unanswered<Arc<Error>>) -> Error {
     match e {
         Unanswered::Failed(e) => Error::Ended(e),
-        Unanswered::Abandoned => Error::Ended(Arc::new(Error::Closed)),
+        // Never: a call awaits its reply once.
+        Unanswered::Spent => Error::Ended(Arc::new(Error::Closed)),
     }
 }
 
