@@ -341,10 +341,10 @@ impl<R, E: Clone> Correlator<R, E> {
     /// [`fail_all`](Correlator::fail_all). Cancel-safe: dropping this future before it
     /// resolves allocates nothing.
     ///
-    /// The [`Pending`] borrows this handle rather than sharing ownership of the correlator: a
-    /// shared count would be one more atomic update on every request and every reply's
-    /// caller, on a line all of them touch. Allocate from a handle that lives as long as the
-    /// request (clone one into the task that awaits it).
+    /// The [`Pending`] borrows this handle rather than sharing ownership of the correlator:
+    /// a shared count would cost every request two atomic updates (its clone and its drop) on
+    /// one line that every request touches. To await a reply in another task, clone the
+    /// correlator into that task and allocate there.
     pub async fn allocate(&self) -> Result<(Tag, Pending<'_, R, E>), Unanswered<E>> {
         let inner = &*self.inner;
         if let Some(e) = inner.failure.get() {
