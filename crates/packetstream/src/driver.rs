@@ -28,7 +28,6 @@ use tracing::{debug, trace, warn};
 
 use crate::codec::Frame;
 use crate::handler::Handler;
-use crate::reply::Reply;
 use crate::session::{Incoming, Request, Session};
 use crate::shared::{Shared, Stats};
 use crate::{Ended, Error, Packet, PacketCodec, Response};
@@ -62,10 +61,11 @@ struct Running<F> {
     slot: Option<Slot<F>>,
 }
 
-type Outcome = Result<Result<Reply, String>, Box<dyn Any + Send>>;
+/// How a handler call ended: what its future resolved to, or the panic it raised.
+type Outcome<T> = Result<T, Box<dyn Any + Send>>;
 
-impl<F: Future<Output = Result<Reply, String>>> Future for Running<F> {
-    type Output = (u64, u64, Outcome, Slot<F>);
+impl<F: Future> Future for Running<F> {
+    type Output = (u64, u64, Outcome<F::Output>, Slot<F>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let slot = self.slot.as_mut().expect("polled after it finished");
@@ -77,13 +77,10 @@ impl<F: Future<Output = Result<Reply, String>>> Future for Running<F> {
 
 /// Polls the call in `slot`, and empties the slot once it has finished.
 #[inline]
-fn poll_slot<F: Future<Output = Result<Reply, String>>>(
-    slot: &mut Slot<F>,
-    cx: &mut Context<'_>,
-) -> Poll<Outcome> {
+fn poll_slot<F: Future>(slot: &mut Slot<F>, cx: &mut Context<'_>) -> Poll<Outcome<F::Output>> {
     let Some(future) = slot.as_mut().as_pin_mut() else {
-        // Never: a slot is filled before it is polled.
-        return Poll::Ready(Ok(Err("handler slot empty".into())));
+        // Never: a slot is filled before it is polled. Answered as a handler failure.
+        return Poll::Ready(Err(Box::new("handler slot empty")));
     };
     let outcome = ready!(future.poll(cx));
     slot.set(None);
@@ -355,11 +352,16 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
 
     /// Sends the reply to the peer's request `(channel, tag)`, from its handler's outcome.
     #[inline]
-    fn answer_request(&mut self, channel: u64, tag: u64, outcome: Outcome) {
+    fn answer_request(
+        &mut self,
+        channel: u64,
+        tag: u64,
+        outcome: Outcome<<H::Future as Future>::Output>,
+    ) {
         self.session.answered(channel, tag);
         self.tally.requests_served += 1;
         let failure = || Packet::failure(channel, tag, self.shared.config.handler_failure.clone());
-        let packet = match outcome {
+        let packet = match outcome.map(H::reply) {
             Ok(Ok(reply)) => Packet::response(channel, tag, reply.ok, reply.flags, reply.payload)
                 .unwrap_or_else(|e| {
                     warn!(channel, tag, error = %e, "handler reply cannot be sent");
