@@ -314,40 +314,76 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         {
             progress = true;
             self.slots.push(slot);
+            self.session.answered(channel, tag);
             self.answer_request(channel, tag, outcome);
         }
         progress
     }
 
-    /// Starts queued requests while a handler is free and the write buffer has room. A
-    /// handler that finishes on its first poll (most do) is answered at once, without a
-    /// place in the running set.
+    /// Whether a handler may start now: one is free and the write buffer has room.
+    fn can_start(&self) -> bool {
+        let config = &self.shared.config;
+        self.handler.is_some()
+            && self.running.len() < config.max_handlers.max(1)
+            && self.write_buf.len() < config.write_high_water
+    }
+
+    /// A request that passed the session's checks: started now if nothing queued is ahead of
+    /// it and a handler may start, queued otherwise.
+    #[inline]
+    fn serve(&mut self, rq: Request, cx: &mut Context<'_>) {
+        if self.queue.is_empty() && self.can_start() {
+            self.start(rq, false, cx);
+        } else {
+            self.session.hold(rq.channel, rq.tag);
+            self.queue.push_back(rq);
+        }
+    }
+
+    /// Starts queued requests while a handler may start.
     fn start_handlers(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
-        while self.running.len() < self.shared.config.max_handlers.max(1)
-            && self.write_buf.len() < self.shared.config.write_high_water
-        {
-            let (Some(handler), Some(rq)) = (&self.handler, self.queue.pop_front()) else {
+        while self.can_start() {
+            let Some(rq) = self.queue.pop_front() else {
                 break;
             };
             progress = true;
-            let call = AssertUnwindSafe(handler.call(rq.rq_type, rq.flags, rq.payload));
-            let mut slot = self.slots.pop().unwrap_or_else(|| Box::pin(None));
-            slot.set(Some(call.catch_unwind()));
-            // Most handlers finish on their first poll: those are answered at once.
-            match poll_slot(&mut slot, cx) {
-                Poll::Ready(outcome) => {
-                    self.slots.push(slot);
-                    self.answer_request(rq.channel, rq.tag, outcome);
+            self.start(rq, true, cx);
+        }
+        progress
+    }
+
+    /// Calls the handler on `rq`. Most handlers finish on their first poll: those are
+    /// answered at once, without a place in the running set. `held`: the session holds the
+    /// request's tag already; one that runs on must be held.
+    #[inline]
+    fn start(&mut self, rq: Request, held: bool, cx: &mut Context<'_>) {
+        let Some(handler) = &self.handler else {
+            // Never: without a handler the session refuses every request.
+            return;
+        };
+        let call = AssertUnwindSafe(handler.call(rq.rq_type, rq.flags, rq.payload));
+        let mut slot = self.slots.pop().unwrap_or_else(|| Box::pin(None));
+        slot.set(Some(call.catch_unwind()));
+        match poll_slot(&mut slot, cx) {
+            Poll::Ready(outcome) => {
+                self.slots.push(slot);
+                if held {
+                    self.session.answered(rq.channel, rq.tag);
                 }
-                Poll::Pending => self.running.push(Running {
+                self.answer_request(rq.channel, rq.tag, outcome);
+            }
+            Poll::Pending => {
+                if !held {
+                    self.session.hold(rq.channel, rq.tag);
+                }
+                self.running.push(Running {
                     channel: rq.channel,
                     tag: rq.tag,
                     slot: Some(slot),
-                }),
+                });
             }
         }
-        progress
     }
 
     /// Sends the reply to the peer's request `(channel, tag)`, from its handler's outcome.
@@ -358,7 +394,6 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         tag: u64,
         outcome: Outcome<<H::Future as Future>::Output>,
     ) {
-        self.session.answered(channel, tag);
         self.tally.requests_served += 1;
         let failure = || Packet::failure(channel, tag, self.shared.config.handler_failure.clone());
         let packet = match outcome.map(H::reply) {
@@ -399,7 +434,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
                     Ok(Frame::Packet(packet)) => {
                         progress = true;
                         self.handed_out = true;
-                        self.receive(packet);
+                        self.receive(packet, cx);
                     }
                     Ok(Frame::Need(more)) => {
                         need = more;
@@ -423,7 +458,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
                 Poll::Ready(Ok(0)) => {
                     progress = true;
                     match self.codec.decode_eof(&mut self.read_buf) {
-                        Ok(Some(packet)) => self.receive(packet),
+                        Ok(Some(packet)) => self.receive(packet, cx),
                         Ok(None) => {
                             debug!("the stream ended without an EOF packet");
                             self.stop_reading(Ended::StreamEnd);
@@ -472,7 +507,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     }
 
     #[inline]
-    fn receive(&mut self, packet: Packet) {
+    fn receive(&mut self, packet: Packet, cx: &mut Context<'_>) {
         self.tally.packets_in += 1;
         trace!(%packet, "in");
         match self.session.receive(packet) {
@@ -483,7 +518,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
                 self.stop_reading(Ended::PeerEof);
             }
             Incoming::Erq => debug!("the peer will send no more requests"),
-            Incoming::Serve(rq) => self.queue.push_back(rq),
+            Incoming::Serve(rq) => self.serve(rq, cx),
             Incoming::Reject(packet) => {
                 self.tally.requests_refused += 1;
                 debug!(%packet, reason = ?packet.payload(), "request refused");

@@ -43,8 +43,9 @@ pub(crate) struct Session {
     serving: bool,
     channels: bool,
     requests_allowed: bool,
-    /// The peer's requests accepted and not yet answered, by (channel, tag). The peer picks
-    /// the tags, so the hash is seeded (foldhash's random state), not a fixed function.
+    /// The peer's requests held by the driver (waiting for a handler or running) and not yet
+    /// answered, by (channel, tag). The peer picks the tags, so the hash is seeded
+    /// (foldhash's random state), not a fixed function.
     in_flight: HashSet<(u64, u64), RandomState>,
 }
 
@@ -60,6 +61,11 @@ impl Session {
     }
 
     /// What `packet` means.
+    ///
+    /// A request served is not yet counted as in flight: the driver [`hold`](Self::hold)s it
+    /// if it must wait or run on, and a request answered before the next packet is received
+    /// needs no holding, since no packet can name its tag in between. This spares most
+    /// requests a hash insert and remove.
     #[inline]
     pub fn receive(&mut self, packet: Packet) -> Incoming {
         if packet.is_eof() {
@@ -88,7 +94,7 @@ impl Session {
             // cs never fills in its format string.
             return refuse(Bytes::from_static(b"unknown channel %d"));
         }
-        if !self.in_flight.insert((channel, tag)) {
+        if self.in_flight.contains(&(channel, tag)) {
             return refuse(format!("channel {channel}: tag already in use: {tag}").into());
         }
         let flags = packet.flags();
@@ -101,7 +107,14 @@ impl Session {
         })
     }
 
-    /// The request `(channel, tag)` has been answered: its tag may come again.
+    /// The request `(channel, tag)` waits for a handler or runs on: its tag is in use until
+    /// it is [`answered`](Self::answered).
+    #[inline]
+    pub fn hold(&mut self, channel: u64, tag: u64) {
+        self.in_flight.insert((channel, tag));
+    }
+
+    /// The held request `(channel, tag)` has been answered: its tag may come again.
     #[inline]
     pub fn answered(&mut self, channel: u64, tag: u64) {
         self.in_flight.remove(&(channel, tag));
@@ -157,9 +170,12 @@ mod tests {
     }
 
     #[test]
-    fn a_tag_in_flight_is_refused_until_answered() {
+    fn a_tag_held_is_refused_until_answered() {
         let mut s = Session::new(true, false);
         assert!(matches!(s.receive(request(0, 9)), Incoming::Serve(_)));
+        // Not held (answered at once): the tag may come again.
+        assert!(matches!(s.receive(request(0, 9)), Incoming::Serve(_)));
+        s.hold(0, 9);
         assert_eq!(
             refused(s.receive(request(0, 9))).2,
             Bytes::from_static(b"channel 0: tag already in use: 9")

@@ -363,6 +363,41 @@ async fn the_close_sequence_on_the_wire() {
 }
 
 #[tokio::test]
+async fn a_tag_is_in_use_while_its_request_runs_or_waits_and_free_once_answered() {
+    // One handler: tag 3 sleeps, tag 4 waits for the handler behind it, and a second tag 4
+    // is refused while the first waits. Tag 5 comes twice in the same write after they are
+    // answered: each is answered before the next is read, so neither is refused.
+    let config = Config {
+        max_handlers: 1,
+        ..Config::default()
+    };
+    let (_server, mut raw) = raw_peer_of(config, true);
+    raw.feed(request(3, 6, 0, b"50")).await.unwrap();
+    raw.feed(request(4, 0, 1, b"queued")).await.unwrap();
+    raw.feed(request(4, 0, 2, b"again")).await.unwrap();
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    let dup = next(&mut raw).await;
+    assert_eq!(
+        (dup.tag(), failure_text(&dup)),
+        (4, &b"channel 0: tag already in use: 4"[..])
+    );
+    let answered: Vec<_> = [next(&mut raw).await, next(&mut raw).await]
+        .iter()
+        .map(|p| (p.tag(), p.ok(), p.flags()))
+        .collect();
+    assert_eq!(answered, [(3, Some(true), 0), (4, Some(true), 1)]);
+
+    raw.feed(request(5, 0, 1, b"once")).await.unwrap();
+    raw.feed(request(5, 0, 2, b"twice")).await.unwrap();
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    let again: Vec<_> = [next(&mut raw).await, next(&mut raw).await]
+        .iter()
+        .map(|p| (p.tag(), p.ok(), p.flags()))
+        .collect();
+    assert_eq!(again, [(5, Some(true), 1), (5, Some(true), 2)]);
+}
+
+#[tokio::test]
 async fn requests_queued_before_close_go_out_before_erq_and_none_after() {
     // One thread: the five callers and close() all run before the connection's task, so
     // their requests are queued when the close command arrives; two of them are made after
