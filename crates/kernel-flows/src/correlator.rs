@@ -20,7 +20,7 @@ use crate::gate::{Gate, Padded};
 /// The number a request carries on the wire so that its reply can find it.
 ///
 /// Tags come from a counter starting at [`Config::first_tag`] and are never reused by one
-/// correlator.
+/// correlator. `u64::MAX` is never issued: the table uses it to mark a free slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tag(pub u64);
 
@@ -116,19 +116,50 @@ type Reply<R, E> = Result<R, Unanswered<E>>;
 
 /// Where the request holding a slot is.
 enum State<R, E> {
-    /// No request holds the slot.
-    Free,
     /// The request waits for its reply, with the waker of the task that last polled its
-    /// [`Pending`] (none before the first poll).
+    /// [`Pending`] (none before the first poll). A free slot is `Waiting(None)` too, ready
+    /// for the next request.
     Waiting(Option<Waker>),
     /// The reply (or the failure) has come and waits for the [`Pending`] to take it.
     Answered(Reply<R, E>),
 }
 
-/// One request's place in the table: its tag and where it is.
+/// The `holder` of a slot no request holds. Never issued as a tag: `occupy` skips it.
+const FREE: u64 = u64::MAX;
+
+/// One request's place in the table.
 struct Slot<R, E> {
-    tag: u64,
-    state: State<R, E>,
+    /// The tag of the request holding the slot, or [`FREE`]. Taken without the lock (one
+    /// compare-and-swap), given back only under it: whoever finds its tag here under the
+    /// lock knows the slot stays that request's until the lock is dropped.
+    holder: AtomicU64,
+    state: Mutex<State<R, E>>,
+}
+
+impl<R, E> Slot<R, E> {
+    fn lock(&self) -> MutexGuard<'_, State<R, E>> {
+        // Every update under this lock is a whole assignment: a panic elsewhere cannot
+        // leave a slot half-changed, so a poisoned lock is safe to go on with.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the request `tag` holds this slot. Under the lock, the answer stays true
+    /// until the lock is dropped. `FREE` is no request's tag: a reply naming it is an
+    /// orphan, not the answer to a free slot.
+    fn held_by(&self, tag: u64) -> bool {
+        tag != FREE && self.holder.load(Ordering::SeqCst) == tag
+    }
+
+    /// Whether no request holds this slot.
+    fn is_free(&self) -> bool {
+        self.holder.load(Ordering::SeqCst) == FREE
+    }
+
+    /// Gives the slot up for the next request; called with its lock held, once its state
+    /// is back to `Waiting(None)`.
+    fn give_up(&self) {
+        self.holder.store(FREE, Ordering::Release);
+    }
 }
 
 /// Spreads consecutive tags over the table (see [`Table::slot`]).
@@ -138,7 +169,7 @@ const SCATTER: u64 = 0x9e37_79b9_7f4a_7c15;
 /// the correlator and its [`Pending`]s. A request costs no allocation, no map and no
 /// channel: its reply and its waker wait in its slot.
 struct Table<R, E> {
-    slots: Box<[Mutex<Slot<R, E>>]>,
+    slots: Box<[Slot<R, E>]>,
     /// `slots.len() - 1`; the length is a power of two.
     mask: u64,
     /// The in-flight bound: a request holds a permit for as long as it holds a slot.
@@ -151,11 +182,9 @@ impl<R, E> Table<R, E> {
         let gate = Gate::new(max_in_flight);
         let len = gate.max().saturating_mul(2).next_power_of_two();
         let slots = (0..len)
-            .map(|_| {
-                Mutex::new(Slot {
-                    tag: 0,
-                    state: State::Free,
-                })
+            .map(|_| Slot {
+                holder: AtomicU64::new(FREE),
+                state: Mutex::new(State::Waiting(None)),
             })
             .collect();
         Table {
@@ -165,38 +194,36 @@ impl<R, E> Table<R, E> {
         }
     }
 
-    /// The slot of `tag`, locked. Multiplying by an odd constant permutes the residues
-    /// modulo the table's length, so any `len` consecutive tags land on `len` different
-    /// slots, and consecutive ones far apart (requests made together share no cache line).
-    fn slot(&self, tag: u64) -> MutexGuard<'_, Slot<R, E>> {
-        let index = (tag.wrapping_mul(SCATTER) & self.mask) as usize;
-        // Every update under this lock is a whole assignment: a panic elsewhere cannot
-        // leave a slot half-changed, so a poisoned lock is safe to go on with.
-        self.slots[index].lock().unwrap_or_else(|p| p.into_inner())
+    /// The slot of `tag`. Multiplying by an odd constant permutes the residues modulo the
+    /// table's length, so any `len` consecutive tags land on `len` different slots, and
+    /// consecutive ones far apart (requests made together share no cache line).
+    fn slot(&self, tag: u64) -> &Slot<R, E> {
+        &self.slots[(tag.wrapping_mul(SCATTER) & self.mask) as usize]
     }
 
     /// Takes the slot for `tag` if it is free; `false` when an older request still holds it.
+    /// Sequentially consistent, so that `allocate` and `fail_all` cannot both miss each
+    /// other (see there).
     fn occupy(&self, tag: u64) -> bool {
-        let mut slot = self.slot(tag);
-        if !matches!(slot.state, State::Free) {
-            return false;
-        }
-        *slot = Slot {
-            tag,
-            state: State::Waiting(None),
-        };
-        true
+        tag != FREE
+            && self
+                .slot(tag)
+                .holder
+                .compare_exchange(FREE, tag, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Frees the slot of `tag` if its request still holds it, whatever it holds, and gives
     /// its permit back.
     fn free(&self, tag: u64) -> bool {
-        let mut slot = self.slot(tag);
-        if slot.tag != tag || matches!(slot.state, State::Free) {
+        let slot = self.slot(tag);
+        let mut state = slot.lock();
+        if !slot.held_by(tag) {
             return false;
         }
-        let held = std::mem::replace(&mut slot.state, State::Free);
-        drop(slot);
+        let held = std::mem::replace(&mut *state, State::Waiting(None));
+        slot.give_up();
+        drop(state);
         self.gate.release();
         // The waker or the reply is dropped outside the lock.
         drop(held);
@@ -205,14 +232,14 @@ impl<R, E> Table<R, E> {
 
     /// Hands `reply` to the request `tag` if it waits; gives the reply back otherwise.
     fn answer(&self, tag: u64, reply: Reply<R, E>) -> Result<(), Reply<R, E>> {
-        let mut guard = self.slot(tag);
-        let slot = &mut *guard;
-        let waker = match &mut slot.state {
-            State::Waiting(waker) if slot.tag == tag => waker.take(),
+        let slot = self.slot(tag);
+        let mut state = slot.lock();
+        let waker = match &mut *state {
+            State::Waiting(waker) if slot.held_by(tag) => waker.take(),
             _ => return Err(reply),
         };
-        slot.state = State::Answered(reply);
-        drop(guard);
+        *state = State::Answered(reply);
+        drop(state);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -223,13 +250,16 @@ impl<R, E> Table<R, E> {
     fn answer_all(&self, reply: impl Fn() -> Reply<R, E>) -> usize {
         let mut answered = 0;
         for slot in self.slots.iter() {
-            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-            let State::Waiting(waker) = &mut slot.state else {
+            let mut state = slot.lock();
+            if slot.is_free() {
+                continue;
+            }
+            let State::Waiting(waker) = &mut *state else {
                 continue;
             };
             let waker = waker.take();
-            slot.state = State::Answered(reply());
-            drop(slot);
+            *state = State::Answered(reply());
+            drop(state);
             answered += 1;
             if let Some(waker) = waker {
                 waker.wake();
@@ -363,9 +393,10 @@ impl<R, E: Clone> Correlator<R, E> {
                 tag
             }
         };
-        // fail_all sets the failure before it answers the slots: if it ran between our
-        // permit and our slot, it did not see the slot, and we free it ourselves here.
-        if inner.failure.get().is_some() && inner.table.free(tag) {
+        // fail_all sets the failure and closes the gate, then answers every slot held; we
+        // took our slot, and now look at the gate. Both are sequentially consistent, so if
+        // fail_all missed our slot we see the gate closed, and free the slot ourselves.
+        if inner.table.gate.is_closed() && inner.table.free(tag) {
             return Err(self.failure());
         }
         Ok((
@@ -513,28 +544,25 @@ impl<R, E> Future for Pending<'_, R, E> {
             // Polled again after it resolved: its slot is no longer its own.
             return Poll::Ready(Err(Unanswered::Spent));
         }
-        let tag = self.tag.0;
-        let mut slot = self.table.slot(tag);
-        match &mut slot.state {
+        let slot = self.table.slot(self.tag.0);
+        let mut state = slot.lock();
+        // Only this Pending takes its reply and frees its slot: the slot is still its own.
+        let reply = match std::mem::replace(&mut *state, State::Waiting(None)) {
+            State::Answered(reply) => reply,
             State::Waiting(waker) => {
-                match waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
+                let waker = match waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => waker,
+                    _ => cx.waker().clone(),
+                };
+                *state = State::Waiting(Some(waker));
                 return Poll::Pending;
             }
-            State::Answered(_) => {}
-            // Never: only this Pending frees its slot.
-            State::Free => {}
-        }
-        let held = std::mem::replace(&mut slot.state, State::Free);
-        drop(slot);
+        };
+        slot.give_up();
+        drop(state);
         self.table.gate.release();
         self.done = true;
-        match held {
-            State::Answered(reply) => Poll::Ready(reply),
-            State::Free | State::Waiting(_) => Poll::Ready(Err(Unanswered::Spent)),
-        }
+        Poll::Ready(reply)
     }
 }
 

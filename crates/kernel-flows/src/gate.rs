@@ -98,9 +98,15 @@ impl Gate {
         self.in_flight.0.load(Ordering::SeqCst)
     }
 
+    /// Whether the gate was closed. Sequentially consistent, as `close` is, for callers that
+    /// order it against their own sequentially consistent updates.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     /// Wakes every waiter with `Err`, and fails every later acquire.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
     }
 }

@@ -251,6 +251,50 @@ async fn many_tasks_allocate_and_correlate_concurrently_without_loss() {
     assert_eq!(c.in_flight(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_all_racing_allocations_on_other_threads_strands_no_request() {
+    // Tasks on both workers allocate as fast as they can while fail_all runs on the test's
+    // thread. An allocation that took its slot just as fail_all went by must either see the
+    // failure or be failed by it: every request made resolves to the failure, none hangs.
+    // A race test: with the allocation's check after its slot removed, about one run in four
+    // strands a request; a sound ordering never does.
+    for round in 0..1000 {
+        let c = tagged(64);
+        let clients: Vec<_> = (0..2)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let mut waiting = Vec::new();
+                    while waiting.len() < 30 {
+                        match c.allocate().await {
+                            Ok((_, pending)) => waiting.push(pending),
+                            Err(e) => {
+                                assert_eq!(e, Unanswered::Failed("down"));
+                                break;
+                            }
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    for pending in waiting {
+                        assert_eq!(pending.await, Err(Unanswered::Failed("down")));
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..round % 8 {
+            tokio::task::yield_now().await;
+        }
+        c.fail_all("down");
+        for client in clients {
+            tokio::time::timeout(Duration::from_secs(5), client)
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: a request was stranded"))
+                .unwrap();
+        }
+        assert_eq!(c.in_flight(), 0, "round {round}");
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Allocate,
