@@ -201,6 +201,7 @@ impl Shared {
 
     /// Runs `f` with the correlator of `channel`, made on first use when `create`; `f` gets
     /// `None` for a channel this side has never sent on.
+    #[inline]
     pub fn with_requests<T>(
         &self,
         channel: u64,
