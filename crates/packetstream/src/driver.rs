@@ -396,7 +396,11 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     ) {
         self.tally.requests_served += 1;
         let failure = || Packet::failure(channel, tag, self.shared.config.handler_failure.clone());
-        let packet = match outcome.map(H::reply) {
+        // Making the reply runs the user's code too (`Into<Reply>`, the error's `Display`):
+        // a panic there is a handler's panic, not the connection's.
+        let reply = outcome
+            .and_then(|output| std::panic::catch_unwind(AssertUnwindSafe(|| H::reply(output))));
+        let packet = match reply {
             Ok(Ok(reply)) => Packet::response(channel, tag, reply.ok, reply.flags, reply.payload)
                 .unwrap_or_else(|e| {
                     warn!(channel, tag, error = %e, "handler reply cannot be sent");

@@ -201,6 +201,28 @@ async fn four_handlers_at_most_and_replies_in_completion_order() {
     assert_eq!(peak.load(Ordering::SeqCst), 4);
 }
 
+/// The user's code that turns a handler's result into a reply (here an error's `Display`)
+/// panics: that request gets the failure reply, and the connection goes on serving.
+#[tokio::test]
+async fn a_panic_while_making_the_reply_is_a_failure_reply_and_the_connection_goes_on() {
+    struct Rude;
+    impl std::fmt::Display for Rude {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("an error whose Display panics")
+        }
+    }
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let _server = PacketConnection::with_handler(b, Config::default(), |rq, _, _| async move {
+        if rq == 0 { Err(Rude) } else { Ok(()) }
+    });
+    let client = PacketConnection::new(a, Config::default());
+    assert_eq!(
+        client.request(0, 0, "").await.unwrap(),
+        resp(false, 0, b"exception during handler")
+    );
+    assert_eq!(client.request(1, 0, "").await.unwrap(), resp(true, 0, b""));
+}
+
 /// Handlers that finish at once, that wait, and that panic after waiting, interleaved: each
 /// call gets its own answer, and a panic in one leaves the next calls intact.
 #[tokio::test]
