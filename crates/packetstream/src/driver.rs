@@ -362,10 +362,20 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             // Never: without a handler the session refuses every request.
             return;
         };
-        let call = AssertUnwindSafe(handler.call(rq.rq_type, rq.flags, rq.payload));
+        // Calling the handler runs the user's code before there is a future to poll: a panic
+        // there is answered as one in the future would be.
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            handler.call(rq.rq_type, rq.flags, rq.payload)
+        }));
         let mut slot = self.slots.pop().unwrap_or_else(|| Box::pin(None));
-        slot.set(Some(call.catch_unwind()));
-        match poll_slot(&mut slot, cx) {
+        let polled = match call {
+            Ok(call) => {
+                slot.set(Some(AssertUnwindSafe(call).catch_unwind()));
+                poll_slot(&mut slot, cx)
+            }
+            Err(panic) => Poll::Ready(Err(panic)),
+        };
+        match polled {
             Poll::Ready(outcome) => {
                 self.slots.push(slot);
                 if held {

@@ -223,6 +223,23 @@ async fn a_panic_while_making_the_reply_is_a_failure_reply_and_the_connection_go
     assert_eq!(client.request(1, 0, "").await.unwrap(), resp(true, 0, b""));
 }
 
+/// A handler closure that panics before it returns its future: that request gets the failure
+/// reply, and the connection goes on serving.
+#[tokio::test]
+async fn a_handler_that_panics_before_its_future_is_a_failure_reply() {
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let _server = PacketConnection::with_handler(b, Config::default(), |rq, _, _| {
+        assert_ne!(rq, 0, "a handler that panics as it is called");
+        async { Ok::<_, Infallible>(()) }
+    });
+    let client = PacketConnection::new(a, Config::default());
+    assert_eq!(
+        client.request(0, 0, "").await.unwrap(),
+        resp(false, 0, b"exception during handler")
+    );
+    assert_eq!(client.request(1, 0, "").await.unwrap(), resp(true, 0, b""));
+}
+
 /// Handlers that finish at once, that wait, and that panic after waiting, interleaved: each
 /// call gets its own answer, and a panic in one leaves the next calls intact.
 #[tokio::test]
