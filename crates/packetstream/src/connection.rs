@@ -81,9 +81,10 @@ impl PacketConnection {
     /// A connection that also serves the peer's requests with `handler`.
     ///
     /// The handler gets `(rq_type, flags, payload)` and returns anything that converts into a
-    /// [`Reply`]: `()`, flags (`u64`), bytes, a string, or `(flags, bytes)`. An error (or a
-    /// panic) becomes a failure reply whose payload is [`Config::handler_failure`]; the error
-    /// itself is only traced, as cs.packetstream logs it. At most [`Config::max_handlers`]
+    /// [`Reply`]: `()`, flags (`u64`), bytes, a string, or `(flags, bytes)`. An error, or a
+    /// panic (in the closure, its future, or the conversion of its result), becomes a failure
+    /// reply whose payload is [`Config::handler_failure`], and the connection goes on; the
+    /// error itself is only traced, as cs.packetstream logs it. At most [`Config::max_handlers`]
     /// run at once, and replies go out in the order handlers finish. Handlers run inside the
     /// connection's task: one that computes for long should `spawn_blocking` the work.
     ///
