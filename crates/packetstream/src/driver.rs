@@ -3,8 +3,9 @@
 //!
 //! It is a hand-written future, as h2's connection is, so that reading and writing the same
 //! stream need no split and no lock. Each wake it takes new requests from the handles,
-//! collects finished handlers, starts queued ones, reads and dispatches what has arrived,
-//! and then writes everything produced in that wake in one go.
+//! collects finished handlers, starts queued ones, reads and dispatches what has arrived (a
+//! request starts its handler as it is read when none waits ahead of it), and then writes
+//! everything produced in that wake in one go.
 
 use std::any::Any;
 use std::collections::VecDeque;
