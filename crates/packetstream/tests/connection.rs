@@ -201,10 +201,11 @@ async fn four_handlers_at_most_and_replies_in_completion_order() {
     assert_eq!(peak.load(Ordering::SeqCst), 4);
 }
 
-/// The user's code that turns a handler's result into a reply (here an error's `Display`)
-/// panics: that request gets the failure reply, and the connection goes on serving.
+/// The user's code panics outside the handler's future: in the closure before it returns the
+/// future, or while its result is made into a reply (here an error's `Display`). That request
+/// gets the failure reply, and the connection goes on serving.
 #[tokio::test]
-async fn a_panic_while_making_the_reply_is_a_failure_reply_and_the_connection_goes_on() {
+async fn a_panic_outside_the_handlers_future_is_a_failure_reply_and_the_connection_goes_on() {
     struct Rude;
     impl std::fmt::Display for Rude {
         fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -212,32 +213,25 @@ async fn a_panic_while_making_the_reply_is_a_failure_reply_and_the_connection_go
         }
     }
     let (a, b) = tokio::io::duplex(1 << 16);
-    let _server = PacketConnection::with_handler(b, Config::default(), |rq, _, _| async move {
+    let _converting = PacketConnection::with_handler(b, Config::default(), |rq, _, _| async move {
         if rq == 0 { Err(Rude) } else { Ok(()) }
     });
-    let client = PacketConnection::new(a, Config::default());
-    assert_eq!(
-        client.request(0, 0, "").await.unwrap(),
-        resp(false, 0, b"exception during handler")
-    );
-    assert_eq!(client.request(1, 0, "").await.unwrap(), resp(true, 0, b""));
-}
-
-/// A handler closure that panics before it returns its future: that request gets the failure
-/// reply, and the connection goes on serving.
-#[tokio::test]
-async fn a_handler_that_panics_before_its_future_is_a_failure_reply() {
-    let (a, b) = tokio::io::duplex(1 << 16);
-    let _server = PacketConnection::with_handler(b, Config::default(), |rq, _, _| {
+    let (c, d) = tokio::io::duplex(1 << 16);
+    let _calling = PacketConnection::with_handler(d, Config::default(), |rq, _, _| {
         assert_ne!(rq, 0, "a handler that panics as it is called");
         async { Ok::<_, Infallible>(()) }
     });
-    let client = PacketConnection::new(a, Config::default());
-    assert_eq!(
-        client.request(0, 0, "").await.unwrap(),
-        resp(false, 0, b"exception during handler")
-    );
-    assert_eq!(client.request(1, 0, "").await.unwrap(), resp(true, 0, b""));
+    for (name, io) in [("converting", a), ("calling", c)] {
+        let client = PacketConnection::new(io, Config::default());
+        let failed = client.request(0, 0, "").await.unwrap();
+        assert_eq!(
+            failed,
+            resp(false, 0, b"exception during handler"),
+            "{name}"
+        );
+        let served = client.request(1, 0, "").await.unwrap();
+        assert_eq!(served, resp(true, 0, b""), "{name}");
+    }
 }
 
 /// Handlers that finish at once, that wait, and that panic after waiting, interleaved: each
