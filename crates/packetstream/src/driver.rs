@@ -17,9 +17,8 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
-use futures_util::future::CatchUnwind;
+use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
 use kernel_flows::Tag;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -31,7 +30,7 @@ use crate::codec::Frame;
 use crate::handler::Handler;
 use crate::session::{Incoming, Request, Session};
 use crate::shared::{Shared, Stats};
-use crate::{Ended, Error, Packet, PacketCodec, Response};
+use crate::{Ended, Error, Packet, PacketCodec, Reply, Response};
 
 /// What the handles ask of the driver, besides sending requests (which go through the
 /// shared outbox).
@@ -52,38 +51,47 @@ const READ_LOW: usize = 1024;
 
 /// A handler call pinned in place. The boxes are reused from call to call: a call costs
 /// no allocation.
-type Slot<F> = Pin<Box<Option<CatchUnwind<AssertUnwindSafe<F>>>>>;
+type Slot<F> = Pin<Box<Option<F>>>;
 
 /// A handler at work on one request.
-struct Running<F> {
+struct Running<H: Handler> {
     channel: u64,
     tag: u64,
     /// `Some` until the call finishes; then the empty slot goes back to the driver.
-    slot: Option<Slot<F>>,
+    slot: Option<Slot<H::Future>>,
 }
 
-/// How a handler call ended: what its future resolved to, or the panic it raised.
-type Outcome<T> = Result<T, Box<dyn Any + Send>>;
+/// How a handler call ended: its reply, the text of its error, or the panic it raised.
+type Outcome = Result<Result<Reply, String>, Box<dyn Any + Send>>;
 
-impl<F: Future> Future for Running<F> {
-    type Output = (u64, u64, Outcome<F::Output>, Slot<F>);
+impl<H: Handler> Future for Running<H> {
+    type Output = (u64, u64, Outcome, Slot<H::Future>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let slot = self.slot.as_mut().expect("polled after it finished");
-        let outcome = ready!(poll_slot(slot, cx));
+        let outcome = ready!(poll_slot::<H>(slot, cx));
         let slot = self.slot.take().expect("checked above");
         Poll::Ready((self.channel, self.tag, outcome, slot))
     }
 }
 
-/// Polls the call in `slot`, and empties the slot once it has finished.
+/// Polls the call in `slot`, turns what it resolves to into its reply, and empties the slot
+/// once it has finished. The poll and the conversion both run the user's code (the
+/// handler's future, `Into<Reply>`, the error's `Display`): a panic in either is the
+/// call's outcome, not the connection's. One `catch_unwind` covers both, so the output is
+/// never moved through a second one.
 #[inline]
-fn poll_slot<F: Future>(slot: &mut Slot<F>, cx: &mut Context<'_>) -> Poll<Outcome<F::Output>> {
+fn poll_slot<H: Handler>(slot: &mut Slot<H::Future>, cx: &mut Context<'_>) -> Poll<Outcome> {
     let Some(future) = slot.as_mut().as_pin_mut() else {
         // Never: a slot is filled before it is polled. Answered as a handler failure.
         return Poll::Ready(Err(Box::new("handler slot empty")));
     };
-    let outcome = ready!(future.poll(cx));
+    let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx).map(H::reply)))
+    {
+        Ok(Poll::Pending) => return Poll::Pending,
+        Ok(Poll::Ready(reply)) => Ok(reply),
+        Err(panic) => Err(panic),
+    };
     slot.set(None);
     Poll::Ready(outcome)
 }
@@ -111,7 +119,7 @@ pub(crate) struct Driver<T, H: Handler> {
     session: Session,
     handler: Option<H>,
     queue: VecDeque<Request>,
-    running: FuturesUnordered<Running<H::Future>>,
+    running: FuturesUnordered<Running<H>>,
     /// Empty slots for handler calls, at most `max_handlers`.
     slots: Vec<Slot<H::Future>>,
     shared: Arc<Shared>,
@@ -371,8 +379,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         let mut slot = self.slots.pop().unwrap_or_else(|| Box::pin(None));
         let polled = match call {
             Ok(call) => {
-                slot.set(Some(AssertUnwindSafe(call).catch_unwind()));
-                poll_slot(&mut slot, cx)
+                slot.set(Some(call));
+                poll_slot::<H>(&mut slot, cx)
             }
             Err(panic) => Poll::Ready(Err(panic)),
         };
@@ -399,19 +407,10 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
 
     /// Sends the reply to the peer's request `(channel, tag)`, from its handler's outcome.
     #[inline]
-    fn answer_request(
-        &mut self,
-        channel: u64,
-        tag: u64,
-        outcome: Outcome<<H::Future as Future>::Output>,
-    ) {
+    fn answer_request(&mut self, channel: u64, tag: u64, outcome: Outcome) {
         self.tally.requests_served += 1;
         let failure = || Packet::failure(channel, tag, self.shared.config.handler_failure.clone());
-        // Making the reply runs the user's code too (`Into<Reply>`, the error's `Display`):
-        // a panic there is a handler's panic, not the connection's.
-        let reply = outcome
-            .and_then(|output| std::panic::catch_unwind(AssertUnwindSafe(|| H::reply(output))));
-        let packet = match reply {
+        let packet = match outcome {
             Ok(Ok(reply)) => Packet::response(channel, tag, reply.ok, reply.flags, reply.payload)
                 .unwrap_or_else(|e| {
                     warn!(channel, tag, error = %e, "handler reply cannot be sent");
