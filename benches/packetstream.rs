@@ -233,6 +233,22 @@ async fn packet_run(client: &PacketConnection, n: u64, window: u64, payload: &By
     .await
 }
 
+/// `n` echo requests of `payload` through a `Pipeline`, `window` in flight: as the raw
+/// client, it sends a batch, then takes the responses a read brought and sends as many more.
+async fn pipeline_run(client: &PacketConnection, n: u64, window: u64, payload: &Bytes) {
+    let mut pipeline = client.pipeline();
+    let (mut sent, mut got) = (0, 0);
+    while got < n {
+        while sent < n && sent - got < window {
+            pipeline.send(0, sent, payload.clone()).unwrap();
+            sent += 1;
+        }
+        let (_, r) = pipeline.recv().await.unwrap().expect("requests wait");
+        assert!(r.ok && r.flags < n && r.payload.len() == payload.len());
+        got += 1;
+    }
+}
+
 /// The same echo as a tarpc service, with its bincode transport over the same socket.
 #[tarpc::service]
 trait Echo {
@@ -427,6 +443,17 @@ fn bench(c: &mut Criterion) {
                     })
                 });
             }
+            group.bench_function(BenchmarkId::from_parameter("pipeline"), |b| {
+                b.iter_custom(|iters| {
+                    let (client, payload) = (packet.0.clone(), payload.clone());
+                    rt.block_on(rt.spawn(async move {
+                        let started = Instant::now();
+                        pipeline_run(&client, iters, window, &payload).await;
+                        started.elapsed()
+                    }))
+                    .unwrap()
+                })
+            });
             group.bench_function(BenchmarkId::from_parameter("tarpc"), |b| {
                 b.iter_custom(|iters| {
                     let (client, payload) = (tarpc.clone(), payload.clone());

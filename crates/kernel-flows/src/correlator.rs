@@ -430,8 +430,9 @@ impl<R, E: Clone> Correlator<R, E> {
         self.inner
             .next_tag
             .0
+            // The run ends below u64::MAX (FREE), which is never issued.
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
-                next.checked_add(n).filter(|&end| end <= FREE)
+                next.checked_add(n)
             })
             .ok()
             .map(Tag)

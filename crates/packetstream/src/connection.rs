@@ -13,8 +13,9 @@ use tracing::Instrument;
 
 use crate::driver::{Command, Driver};
 use crate::handler::{Handler, HandlerFn, NoHandler};
+use crate::pipeline::Pipeline;
 use crate::shared::{Shared, Stats};
-use crate::{Config, Ended, Error, Packet, Reply, Response};
+use crate::{Config, Ended, Error, Reply, Response};
 
 /// A packet connection over one byte stream: requests and responses both ways, correlated
 /// by `(channel, tag)`, wire-compatible with cs.packetstream 20240630.
@@ -53,7 +54,7 @@ use crate::{Config, Ended, Error, Packet, Reply, Response};
 /// ```
 #[derive(Clone)]
 pub struct PacketConnection {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -137,23 +138,9 @@ impl PacketConnection {
         flags: u64,
         payload: impl Into<Bytes>,
     ) -> Result<Response, Error> {
-        let config = &self.shared.config;
-        if channel != 0 && !config.channels {
-            return Err(Error::UnknownChannel { channel });
-        }
-        // Tag 0 stands in for the real one until it is allocated: the checks do not
-        // depend on it, and a larger tag adds at most nine bytes.
-        let mut packet = Packet::request(channel, 0, rq_type, flags, payload.into())?;
-        let longest = packet.body_len() + crate::bsuint::MAX_LEN - 1;
-        if longest > config.max_packet {
-            return Err(Error::PacketTooLarge {
-                len: longest as u64,
-                max: config.max_packet,
-            });
-        }
-        if self.is_closing() {
-            return Err(self.refusal());
-        }
+        let mut packet = self
+            .shared
+            .request_packet(channel, rq_type, flags, payload.into())?;
         let other;
         let requests = match channel {
             0 => self.shared.channel0(),
@@ -168,15 +155,22 @@ impl PacketConnection {
         let (tag, pending) = requests.allocate().await.map_err(unanswered)?;
         packet.set_tag(tag.0);
         if !self.shared.push_request(&packet) {
-            return Err(self.refusal());
+            return Err(self.shared.refusal());
         }
-        let answer = match config.request_timeout {
+        let answer = match self.shared.config.request_timeout {
             Some(limit) => tokio::time::timeout(limit, pending)
                 .await
                 .map_err(|_| Error::Timeout(limit))?,
             None => pending.await,
         };
         answer.map_err(unanswered)?
+    }
+
+    /// A [`Pipeline`] on channel 0: requests sent in batches, their responses taken in
+    /// batches, for one task that keeps many in flight. Cheaper per request than
+    /// [`request`](PacketConnection::request) when requests are small and many.
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::new(self.clone())
     }
 
     /// Closes the connection cleanly and waits until it has closed (see the type's docs).
@@ -212,15 +206,6 @@ impl PacketConnection {
     /// The config the connection runs with.
     pub fn config(&self) -> &Config {
         &self.shared.config
-    }
-
-    fn refusal(&self) -> Error {
-        match self.shared.ended.borrow().as_ref() {
-            Some(Err(e @ Error::Closed(_))) => e.clone(),
-            Some(Err(e)) => Error::Closed(Ended::Failed(Arc::new(e.clone()))),
-            Some(Ok(())) => Error::Closed(Ended::Local),
-            None => Error::Closing,
-        }
     }
 }
 

@@ -28,6 +28,7 @@ use tracing::{debug, trace, warn};
 
 use crate::codec::Frame;
 use crate::handler::Handler;
+use crate::pipeline::{Route, Routes};
 use crate::session::{Incoming, Request, Session};
 use crate::shared::{Shared, Stats};
 use crate::{Ended, Error, Packet, PacketCodec, Reply, Response};
@@ -123,6 +124,10 @@ pub(crate) struct Driver<T, H: Handler> {
     /// Empty slots for handler calls, at most `max_handlers`.
     slots: Vec<Slot<H::Future>>,
     shared: Arc<Shared>,
+    /// Which tags on channel 0 are the pipelines'.
+    routes: Routes,
+    /// Route changes taken from the outbox, to apply.
+    route_changes: Vec<Route>,
     reading: bool,
     phase: Phase,
     erq_sent: bool,
@@ -182,6 +187,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             queue: VecDeque::new(),
             running: FuturesUnordered::new(),
             slots: Vec::new(),
+            routes: Routes::default(),
+            route_changes: Vec::new(),
             reading: true,
             phase: Phase::Open,
             erq_sent: false,
@@ -233,6 +240,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
                 Ok(read) => progress |= read,
                 Err(e) => return Poll::Ready(Err(self.fail(e))),
             }
+            // The pipelines' responses of this read, each pipeline woken once.
+            self.tally.orphans += self.routes.deliver();
             // After the read, so that the requests it brought are answered and written in
             // this same round.
             progress |= self.start_handlers(cx);
@@ -274,6 +283,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
 
     /// A fatal error: fail every waiting request with it, and end.
     fn fail(&mut self, error: Error) -> Error {
+        // What the pipelines got in this round comes before the failure.
+        self.tally.orphans += self.routes.deliver();
         let error = self.failure.take().unwrap_or(error);
         self.shared
             .fail_all(&Error::Closed(Ended::Failed(Arc::new(error.clone()))));
@@ -306,7 +317,12 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         if matches!(self.phase, Phase::EofSent | Phase::Shutdown) {
             return false;
         }
-        let n = self.shared.take_requests(&mut self.write_buf, seal);
+        let n = self
+            .shared
+            .take_requests(&mut self.write_buf, seal, &mut self.route_changes);
+        for route in self.route_changes.drain(..) {
+            self.routes.apply(route);
+        }
         self.tally.requests_sent += n;
         self.tally.packets_out += n;
         n > 0
@@ -545,11 +561,17 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             Incoming::Response(packet) => {
                 let channel = packet.channel();
                 let tag = packet.tag();
-                let response = Response {
+                let mut response = Response {
                     ok: packet.ok() == Some(true),
                     flags: packet.flags(),
                     payload: packet.into_payload(),
                 };
+                if channel == 0 && !self.routes.is_empty() {
+                    match self.routes.route(tag, response) {
+                        Ok(()) => return,
+                        Err(back) => response = back,
+                    }
+                }
                 let delivered = self.shared.with_requests(channel, false, |requests| {
                     requests.is_some_and(|r| r.correlate(Tag(tag), Ok(response)).is_ok())
                 });

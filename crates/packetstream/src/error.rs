@@ -59,6 +59,18 @@ pub enum Error {
     /// A new request after [`close`](crate::PacketConnection::close) began: ERQ has been sent.
     #[error("the connection is closing: it sent ERQ and takes no new requests")]
     Closing,
+    /// A [`Pipeline`](crate::Pipeline) already has
+    /// [`Config::max_in_flight`](crate::Config::max_in_flight) requests waiting.
+    #[error(
+        "the pipeline has {max} requests waiting (Config::max_in_flight): take a response first"
+    )]
+    PipelineFull {
+        /// The limit in force.
+        max: usize,
+    },
+    /// Every tag below `u64::MAX` has been issued on this connection.
+    #[error("no tag is left on this connection: every one below u64::MAX was issued")]
+    TagsExhausted,
     /// The connection ended before the reply came.
     #[error("the connection ended before the reply came: {0}")]
     Closed(Ended),

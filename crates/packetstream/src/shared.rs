@@ -2,17 +2,18 @@
 //! waiting to be written, the counters, and how the connection ended.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Waker;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
 use kernel_flows::{Correlator, Order};
 use tokio::sync::watch;
 use tracing::trace;
 
-use crate::{Config, Error, Packet, Response};
+use crate::pipeline::{Inbox, Route};
+use crate::{Config, Ended, Error, Packet, Response};
 
 /// What a request's [`Pending`](kernel_flows::Pending) resolves to: the peer's response, or
 /// an error the driver hands to this one request.
@@ -89,25 +90,28 @@ impl Counters {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Channels {
     others: HashMap<u64, Requests>,
+    /// The inboxes of the pipelines, to fail when the link ends.
+    pipelines: Vec<Weak<Inbox>>,
     failure: Option<Error>,
 }
 
 /// Request frames the handles have encoded and the driver has not taken yet, in the order
 /// they were made. Callers encode their own requests, on their own threads; the driver only
 /// moves the bytes into its write buffer, once per wake.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Outbox {
     frames: BytesMut,
     /// How many requests `frames` holds.
     requests: u64,
+    /// Changes to the driver's table of pipelines, to apply before `frames` is written.
+    routes: Vec<Route>,
     /// Set when this side sends ERQ (or the driver ends): no request may follow.
     sealed: bool,
 }
 
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub config: Config,
     channel0: Requests,
@@ -149,7 +153,7 @@ impl Shared {
         if outbox.sealed {
             return false;
         }
-        let idle = outbox.frames.is_empty();
+        let idle = outbox.is_empty();
         packet.encode_to(body_len, &mut outbox.frames);
         outbox.requests += 1;
         if idle {
@@ -163,16 +167,49 @@ impl Shared {
         true
     }
 
+    /// Queues a pipeline's batch: `requests` encoded requests in `frames`, and its route
+    /// changes, which are taken even when the requests are not. `false`, leaving `frames`
+    /// as it is, once the outbox is sealed and there were requests.
+    pub fn push_batch(
+        &self,
+        frames: &mut BytesMut,
+        requests: u64,
+        routes: &mut Vec<Route>,
+    ) -> bool {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = outbox.is_empty();
+        let sent = !outbox.sealed || requests == 0;
+        if !outbox.sealed {
+            if outbox.frames.is_empty() {
+                std::mem::swap(&mut outbox.frames, frames);
+            } else {
+                outbox.frames.extend_from_slice(frames);
+                frames.clear();
+            }
+            outbox.requests += requests;
+        }
+        outbox.routes.append(routes);
+        let wake = idle && !outbox.is_empty();
+        if wake {
+            self.queued.store(true, Ordering::Release);
+        }
+        drop(outbox);
+        if wake {
+            self.driver.wake();
+        }
+        sent
+    }
+
     /// Registers the driver's task to be woken when the outbox stops being empty. Called once
     /// per wake of the driver, before it looks at the outbox.
     pub fn register_driver(&self, driver: &Waker) {
         self.driver.register(driver);
     }
 
-    /// Moves the queued request frames to the end of `buf` and returns how many requests
-    /// they were. With `seal`, no request is queued after these. Takes the lock only when
-    /// something was queued (or to seal).
-    pub fn take_requests(&self, buf: &mut BytesMut, seal: bool) -> u64 {
+    /// Moves the queued request frames to the end of `buf`, and the route changes to the end
+    /// of `routes`, and returns how many requests they were. With `seal`, no request is
+    /// queued after these. Takes the lock only when something was queued (or to seal).
+    pub fn take_requests(&self, buf: &mut BytesMut, seal: bool, routes: &mut Vec<Route>) -> u64 {
         if !seal && !self.queued.load(Ordering::Acquire) {
             return 0;
         }
@@ -180,6 +217,7 @@ impl Shared {
         self.queued.store(false, Ordering::Relaxed);
         let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
         outbox.sealed |= seal;
+        routes.append(&mut outbox.routes);
         if buf.is_empty() {
             // Swapped, not copied: the buffers trade places and keep their capacity.
             std::mem::swap(buf, &mut outbox.frames);
@@ -197,6 +235,58 @@ impl Shared {
         outbox.sealed = true;
         outbox.frames = BytesMut::new();
         outbox.requests = 0;
+        outbox.routes = Vec::new();
+    }
+
+    /// Why a new request is refused once this side is closing: how the connection ended, or
+    /// that it is closing.
+    pub fn refusal(&self) -> Error {
+        match self.ended.borrow().as_ref() {
+            Some(Err(e @ Error::Closed(_))) => e.clone(),
+            Some(Err(e)) => Error::Closed(Ended::Failed(Arc::new(e.clone()))),
+            Some(Ok(())) => Error::Closed(Ended::Local),
+            None => Error::Closing,
+        }
+    }
+
+    /// A request to send on `channel`, tag still 0, after the checks every request passes
+    /// before it takes a tag: the channel exists, the packet can be sent whatever its tag,
+    /// and this side is not closing.
+    #[inline]
+    pub fn request_packet(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: Bytes,
+    ) -> Result<Packet, Error> {
+        let config = &self.config;
+        if channel != 0 && !config.channels {
+            return Err(Error::UnknownChannel { channel });
+        }
+        let packet = Packet::request(channel, 0, rq_type, flags, payload)?;
+        // A larger tag than 0 adds at most nine bytes.
+        let longest = packet.body_len() + crate::bsuint::MAX_LEN - 1;
+        if longest > config.max_packet {
+            return Err(Error::PacketTooLarge {
+                len: longest as u64,
+                max: config.max_packet,
+            });
+        }
+        if self.closing.load(Ordering::Acquire) {
+            return Err(self.refusal());
+        }
+        Ok(packet)
+    }
+
+    /// Keeps a pipeline's inbox to fail when the link ends; failed at once if it has.
+    pub fn register_pipeline(&self, inbox: &Arc<Inbox>) {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = &channels.failure {
+            inbox.fail(e);
+        }
+        channels.pipelines.retain(|p| p.strong_count() > 0);
+        channels.pipelines.push(Arc::downgrade(inbox));
     }
 
     /// Runs `f` with the correlator of `channel`, made on first use when `create`; `f` gets
@@ -247,7 +337,17 @@ impl Shared {
         for requests in channels.others.values() {
             failed += requests.fail_all(error.clone());
         }
+        for inbox in channels.pipelines.iter().filter_map(Weak::upgrade) {
+            inbox.fail(error);
+        }
         failed
+    }
+}
+
+impl Outbox {
+    /// Nothing queued: the driver is not due to take anything.
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty() && self.routes.is_empty()
     }
 }
 

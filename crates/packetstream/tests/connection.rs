@@ -813,3 +813,246 @@ async fn large_replies_held_by_the_caller_while_more_arrive_are_all_intact() {
     client.close().await.expect("clean close");
     server.closed().await.expect("clean close");
 }
+
+/// Replies to `packet` (a request) as the echo handler would.
+fn echo_of(packet: &Packet) -> Packet {
+    Packet::response(
+        0,
+        packet.tag(),
+        true,
+        packet.flags(),
+        packet.payload().clone(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_pipeline_keeps_its_window_and_takes_responses_in_the_order_they_come() {
+    let config = Config {
+        max_in_flight: 3,
+        ..Config::default()
+    };
+    let (client, mut raw) = raw_peer_of(config, false);
+    let mut pipeline = client.pipeline();
+    let tags: Vec<u64> = (0..3)
+        .map(|flags| pipeline.send(0, flags, "p").unwrap())
+        .collect();
+    assert!(matches!(
+        pipeline.send(0, 3, "p"),
+        Err(Error::PipelineFull { max: 3 })
+    ));
+    // A request() beside it takes a tag no pipeline request has.
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 7, "r").await }
+    });
+    let first = next(&mut raw).await;
+    assert!(
+        !tags.contains(&first.tag()),
+        "{first} reuses a pipeline tag"
+    );
+    pipeline.flush().unwrap();
+    let sent: Vec<Packet> = [
+        next(&mut raw).await,
+        next(&mut raw).await,
+        next(&mut raw).await,
+    ]
+    .into();
+    assert_eq!(sent.iter().map(Packet::tag).collect::<Vec<_>>(), tags);
+    // Answered out of order, with request()'s reply in between.
+    raw.send(echo_of(&sent[2])).await.unwrap();
+    raw.send(echo_of(&first)).await.unwrap();
+    raw.send(echo_of(&sent[0])).await.unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), resp(true, 7, b"r"));
+    let got = pipeline.recv().await.unwrap().unwrap();
+    assert_eq!(got, (tags[2], resp(true, 2, b"p")));
+    // One is answered: one more fits.
+    let fourth = pipeline.send(0, 3, "p").unwrap();
+    assert_eq!(
+        pipeline.recv().await.unwrap().unwrap(),
+        (tags[0], resp(true, 0, b"p"))
+    );
+    assert_eq!(pipeline.in_flight(), 2);
+    // The fourth goes out at the latest when recv has to wait.
+    let (got, sent4) = tokio::join!(pipeline.recv(), async {
+        let sent4 = next(&mut raw).await;
+        raw.send(echo_of(&sent4)).await.unwrap();
+        sent4
+    });
+    assert_eq!(sent4.tag(), fourth);
+    assert_eq!(got.unwrap().unwrap(), (fourth, resp(true, 3, b"p")));
+    raw.send(echo_of(&sent[1])).await.unwrap();
+    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, tags[1]);
+    assert_eq!(pipeline.recv().await.unwrap(), None, "nothing waits");
+    assert_eq!(client.stats().orphans, 0);
+}
+
+#[tokio::test]
+async fn a_pipeline_echoes_thousands_through_a_strata_server() {
+    let (client, server) = pair(Config::default(), Config::default());
+    let mut pipeline = client.pipeline();
+    // More than a block of tags (1024), so blocks are taken and retired as it goes.
+    const N: u64 = 5000;
+    let (mut sent, mut flags_of) = (0, std::collections::HashMap::new());
+    let mut got = 0;
+    while got < N {
+        while sent < N && pipeline.in_flight() < 64 {
+            let tag = pipeline.send(0, sent, sent.to_be_bytes().to_vec()).unwrap();
+            assert!(
+                flags_of.insert(tag, sent).is_none(),
+                "tag {tag} issued twice"
+            );
+            sent += 1;
+        }
+        let (tag, response) = pipeline.recv().await.unwrap().expect("requests wait");
+        let flags = flags_of.remove(&tag).expect("a tag we sent, answered once");
+        let echo = Response {
+            ok: true,
+            flags,
+            payload: Bytes::copy_from_slice(&flags.to_be_bytes()),
+        };
+        assert_eq!(response, echo);
+        got += 1;
+    }
+    assert!(flags_of.is_empty());
+    assert_eq!(pipeline.recv().await.unwrap(), None);
+    assert_eq!(client.stats().requests_sent, N);
+    assert_eq!(server.stats().requests_served, N);
+    drop(pipeline);
+    client.close().await.expect("clean close");
+    server.closed().await.expect("clean close");
+}
+
+#[tokio::test]
+async fn duplicate_responses_and_those_to_a_dropped_pipeline_are_orphans() {
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let mut pipeline = client.pipeline();
+    pipeline.send(0, 1, "a").unwrap();
+    pipeline.send(0, 2, "b").unwrap();
+    pipeline.flush().unwrap();
+    let (a, b) = (next(&mut raw).await, next(&mut raw).await);
+    raw.send(echo_of(&a)).await.unwrap();
+    raw.send(echo_of(&a)).await.unwrap();
+    raw.send(echo_of(&b)).await.unwrap();
+    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, a.tag());
+    assert_eq!(
+        pipeline.recv().await.unwrap().unwrap().0,
+        b.tag(),
+        "the duplicate is skipped"
+    );
+    assert_eq!(client.stats().orphans, 1);
+    // A dropped pipeline's late response is the driver's orphan; the link goes on.
+    pipeline.send(0, 3, "c").unwrap();
+    pipeline.flush().unwrap();
+    let c = next(&mut raw).await;
+    drop(pipeline);
+    raw.send(echo_of(&c)).await.unwrap();
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 4, "d").await }
+    });
+    let d = next(&mut raw).await;
+    raw.send(echo_of(&d)).await.unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), resp(true, 4, b"d"));
+    assert_eq!(client.stats().orphans, 2);
+}
+
+#[tokio::test]
+async fn a_pipeline_gets_what_came_before_the_link_ended_then_the_error_at_once() {
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let mut pipeline = client.pipeline();
+    pipeline.send(0, 1, "a").unwrap();
+    pipeline.send(0, 2, "b").unwrap();
+    pipeline.flush().unwrap();
+    let a = next(&mut raw).await;
+    next(&mut raw).await;
+    raw.send(echo_of(&a)).await.unwrap();
+    raw.send(Packet::EOF).await.unwrap();
+    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, a.tag());
+    for _ in 0..2 {
+        let end = tokio::time::timeout(Duration::from_secs(5), pipeline.recv())
+            .await
+            .expect("no hang");
+        assert!(matches!(end, Err(Error::Closed(Ended::PeerEof))), "{end:?}");
+    }
+    assert!(matches!(
+        pipeline.send(0, 3, "c"),
+        Err(Error::Closed(_) | Error::Closing)
+    ));
+}
+
+#[tokio::test]
+async fn a_pipeline_made_after_the_link_ended_fails_at_once() {
+    let (client, raw) = raw_peer_of(Config::default(), false);
+    drop(raw);
+    let _ = client.closed().await;
+    let mut pipeline = client.pipeline();
+    assert!(pipeline.send(0, 0, "late").is_err());
+    assert_eq!(pipeline.recv().await.unwrap(), None, "nothing was sent");
+}
+
+#[tokio::test]
+async fn requests_not_flushed_before_erq_are_dropped_unsent() {
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let mut pipeline = client.pipeline();
+    pipeline.send(0, 1, "never").unwrap();
+    let closing = tokio::spawn({
+        let client = client.clone();
+        async move { client.close().await }
+    });
+    assert!(next(&mut raw).await.is_erq());
+    assert!(matches!(pipeline.flush(), Err(Error::Closing)));
+    assert_eq!(pipeline.in_flight(), 0);
+    assert_eq!(pipeline.recv().await.unwrap(), None);
+    raw.send(Packet::EOF).await.unwrap();
+    assert!(
+        rest(&mut raw).await.iter().all(|p| p.is_eof()),
+        "nothing after ERQ but EOF"
+    );
+    closing.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pipeline_times_out_waiting_and_its_requests_still_wait() {
+    let config = Config {
+        request_timeout: Some(Duration::from_millis(50)),
+        ..Config::default()
+    };
+    let (client, mut raw) = raw_peer_of(config, false);
+    let mut pipeline = client.pipeline();
+    let tag = pipeline.send(0, 1, "slow").unwrap();
+    assert!(matches!(pipeline.recv().await, Err(Error::Timeout(_))));
+    assert_eq!(pipeline.in_flight(), 1);
+    let sent = next(&mut raw).await;
+    raw.send(echo_of(&sent)).await.unwrap();
+    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, tag);
+}
+
+#[tokio::test]
+async fn a_flood_of_duplicates_to_a_pipeline_is_dropped_beyond_its_window() {
+    let config = Config {
+        max_in_flight: 2,
+        ..Config::default()
+    };
+    let (client, mut raw) = raw_peer_of(config, false);
+    let mut pipeline = client.pipeline();
+    let tag = pipeline.send(0, 1, "once").unwrap();
+    pipeline.flush().unwrap();
+    let sent = next(&mut raw).await;
+    for _ in 0..10 {
+        raw.send(echo_of(&sent)).await.unwrap();
+    }
+    // A request() round trip after them: by its answer, the driver has read all ten.
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 2, "sync").await }
+    });
+    let sync = next(&mut raw).await;
+    raw.send(echo_of(&sync)).await.unwrap();
+    call.await.unwrap().unwrap();
+    // The pipeline keeps at most its window (2) of them; the driver counted the rest.
+    assert_eq!(client.stats().orphans, 8);
+    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, tag);
+    assert_eq!(pipeline.recv().await.unwrap(), None);
+    assert_eq!(client.stats().orphans, 9);
+}
