@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use packetstream::{Config, Ended, Error, Packet, PacketCodec, PacketConnection, Reply, Response};
+use packetstream::{
+    Config, Ended, Error, Packet, PacketCodec, PacketConnection, Pipeline, Reply, Response,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio_util::codec::Framed;
 
@@ -814,6 +816,36 @@ async fn large_replies_held_by_the_caller_while_more_arrive_are_all_intact() {
     server.closed().await.expect("clean close");
 }
 
+/// A client's pipeline with a window of `max_in_flight`, and the raw peer it talks to.
+fn pipeline_to_raw(max_in_flight: usize) -> (PacketConnection, Pipeline, Raw) {
+    let config = Config {
+        max_in_flight,
+        ..Config::default()
+    };
+    let (client, raw) = raw_peer_of(config, false);
+    (client.clone(), client.pipeline(), raw)
+}
+
+/// A `request()` that the raw peer echoes. Once it is answered, the driver has read
+/// everything the peer sent before it.
+async fn echoed_request(client: &PacketConnection, raw: &mut Raw, flags: u64) -> Response {
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, flags, "sync").await }
+    });
+    let sent = next(raw).await;
+    raw.send(echo_of(&sent)).await.unwrap();
+    call.await.unwrap().unwrap()
+}
+
+/// Two requests sent through `pipeline` and flushed, as the raw peer reads them.
+async fn two_sent(pipeline: &mut Pipeline, raw: &mut Raw) -> (Packet, Packet) {
+    pipeline.send(0, 1, "a").unwrap();
+    pipeline.send(0, 2, "b").unwrap();
+    pipeline.flush().unwrap();
+    (next(raw).await, next(raw).await)
+}
+
 /// Replies to `packet` (a request) as the echo handler would.
 fn echo_of(packet: &Packet) -> Packet {
     Packet::response(
@@ -828,12 +860,7 @@ fn echo_of(packet: &Packet) -> Packet {
 
 #[tokio::test]
 async fn a_pipeline_keeps_its_window_and_takes_responses_in_the_order_they_come() {
-    let config = Config {
-        max_in_flight: 3,
-        ..Config::default()
-    };
-    let (client, mut raw) = raw_peer_of(config, false);
-    let mut pipeline = client.pipeline();
+    let (client, mut pipeline, mut raw) = pipeline_to_raw(3);
     let tags: Vec<u64> = (0..3)
         .map(|flags| pipeline.send(0, flags, "p").unwrap())
         .collect();
@@ -925,12 +952,8 @@ async fn a_pipeline_echoes_thousands_through_a_strata_server() {
 
 #[tokio::test]
 async fn duplicate_responses_and_those_to_a_dropped_pipeline_are_orphans() {
-    let (client, mut raw) = raw_peer_of(Config::default(), false);
-    let mut pipeline = client.pipeline();
-    pipeline.send(0, 1, "a").unwrap();
-    pipeline.send(0, 2, "b").unwrap();
-    pipeline.flush().unwrap();
-    let (a, b) = (next(&mut raw).await, next(&mut raw).await);
+    let (client, mut pipeline, mut raw) = pipeline_to_raw(Config::default().max_in_flight);
+    let (a, b) = two_sent(&mut pipeline, &mut raw).await;
     raw.send(echo_of(&a)).await.unwrap();
     raw.send(echo_of(&a)).await.unwrap();
     raw.send(echo_of(&b)).await.unwrap();
@@ -947,25 +970,17 @@ async fn duplicate_responses_and_those_to_a_dropped_pipeline_are_orphans() {
     let c = next(&mut raw).await;
     drop(pipeline);
     raw.send(echo_of(&c)).await.unwrap();
-    let call = tokio::spawn({
-        let client = client.clone();
-        async move { client.request(0, 4, "d").await }
-    });
-    let d = next(&mut raw).await;
-    raw.send(echo_of(&d)).await.unwrap();
-    assert_eq!(call.await.unwrap().unwrap(), resp(true, 4, b"d"));
+    assert_eq!(
+        echoed_request(&client, &mut raw, 4).await,
+        resp(true, 4, b"sync")
+    );
     assert_eq!(client.stats().orphans, 2);
 }
 
 #[tokio::test]
 async fn a_pipeline_gets_what_came_before_the_link_ended_then_the_error_at_once() {
-    let (client, mut raw) = raw_peer_of(Config::default(), false);
-    let mut pipeline = client.pipeline();
-    pipeline.send(0, 1, "a").unwrap();
-    pipeline.send(0, 2, "b").unwrap();
-    pipeline.flush().unwrap();
-    let a = next(&mut raw).await;
-    next(&mut raw).await;
+    let (_client, mut pipeline, mut raw) = pipeline_to_raw(Config::default().max_in_flight);
+    let (a, _) = two_sent(&mut pipeline, &mut raw).await;
     raw.send(echo_of(&a)).await.unwrap();
     raw.send(Packet::EOF).await.unwrap();
     assert_eq!(pipeline.recv().await.unwrap().unwrap().0, a.tag());
@@ -993,8 +1008,7 @@ async fn a_pipeline_made_after_the_link_ended_fails_at_once() {
 
 #[tokio::test]
 async fn requests_not_flushed_before_erq_are_dropped_unsent() {
-    let (client, mut raw) = raw_peer_of(Config::default(), false);
-    let mut pipeline = client.pipeline();
+    let (client, mut pipeline, mut raw) = pipeline_to_raw(Config::default().max_in_flight);
     pipeline.send(0, 1, "never").unwrap();
     let closing = tokio::spawn({
         let client = client.clone();
@@ -1030,12 +1044,7 @@ async fn a_pipeline_times_out_waiting_and_its_requests_still_wait() {
 
 #[tokio::test]
 async fn a_flood_of_duplicates_to_a_pipeline_is_dropped_beyond_its_window() {
-    let config = Config {
-        max_in_flight: 2,
-        ..Config::default()
-    };
-    let (client, mut raw) = raw_peer_of(config, false);
-    let mut pipeline = client.pipeline();
+    let (client, mut pipeline, mut raw) = pipeline_to_raw(2);
     let tag = pipeline.send(0, 1, "once").unwrap();
     pipeline.flush().unwrap();
     let sent = next(&mut raw).await;
@@ -1043,13 +1052,7 @@ async fn a_flood_of_duplicates_to_a_pipeline_is_dropped_beyond_its_window() {
         raw.send(echo_of(&sent)).await.unwrap();
     }
     // A request() round trip after them: by its answer, the driver has read all ten.
-    let call = tokio::spawn({
-        let client = client.clone();
-        async move { client.request(0, 2, "sync").await }
-    });
-    let sync = next(&mut raw).await;
-    raw.send(echo_of(&sync)).await.unwrap();
-    call.await.unwrap().unwrap();
+    echoed_request(&client, &mut raw, 2).await;
     // The pipeline keeps at most its window (2) of them; the driver counted the rest.
     assert_eq!(client.stats().orphans, 8);
     assert_eq!(pipeline.recv().await.unwrap().unwrap().0, tag);
