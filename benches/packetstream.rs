@@ -197,6 +197,16 @@ where
     elapsed
 }
 
+/// Times `run` in a spawned task, as a user's code would run it, not on the bench thread.
+fn time_spawned(rt: &Runtime, run: impl Future<Output = ()> + Send + 'static) -> Duration {
+    rt.block_on(rt.spawn(async move {
+        let started = Instant::now();
+        run.await;
+        started.elapsed()
+    }))
+    .unwrap()
+}
+
 /// Runs `n` requests made by `call`, `window` in flight, answers taken in the order they
 /// were asked, as the raw client does: each request is polled once as it is made (which
 /// sends it), then the oldest is awaited.
@@ -434,35 +444,26 @@ fn bench(c: &mut Criterion) {
                 group.bench_function(BenchmarkId::from_parameter(name), |b| {
                     b.iter_custom(|iters| {
                         let (client, payload) = (client.clone(), payload.clone());
-                        rt.block_on(rt.spawn(async move {
-                            let started = Instant::now();
-                            packet_run(&client, iters, window, &payload).await;
-                            started.elapsed()
-                        }))
-                        .unwrap()
+                        time_spawned(&rt, async move {
+                            packet_run(&client, iters, window, &payload).await
+                        })
                     })
                 });
             }
             group.bench_function(BenchmarkId::from_parameter("pipeline"), |b| {
                 b.iter_custom(|iters| {
                     let (client, payload) = (packet.0.clone(), payload.clone());
-                    rt.block_on(rt.spawn(async move {
-                        let started = Instant::now();
-                        pipeline_run(&client, iters, window, &payload).await;
-                        started.elapsed()
-                    }))
-                    .unwrap()
+                    time_spawned(&rt, async move {
+                        pipeline_run(&client, iters, window, &payload).await
+                    })
                 })
             });
             group.bench_function(BenchmarkId::from_parameter("tarpc"), |b| {
                 b.iter_custom(|iters| {
                     let (client, payload) = (tarpc.clone(), payload.clone());
-                    rt.block_on(rt.spawn(async move {
-                        let started = Instant::now();
-                        tarpc_run(&client, iters, window, &payload).await;
-                        started.elapsed()
-                    }))
-                    .unwrap()
+                    time_spawned(&rt, async move {
+                        tarpc_run(&client, iters, window, &payload).await
+                    })
                 })
             });
             group.finish();

@@ -168,8 +168,11 @@ impl Shared {
     }
 
     /// Queues a pipeline's batch: `requests` encoded requests in `frames`, and its route
-    /// changes, which are taken even when the requests are not. `false`, leaving `frames`
-    /// as it is, once the outbox is sealed and there were requests.
+    /// changes. `false`, leaving `frames` as it is, once the outbox is sealed and there were
+    /// requests. The route changes are always taken, and dropped once the outbox is sealed:
+    /// no request can open a route then, and the driver forgets a dropped pipeline's routes
+    /// when it next has responses for it. So nothing piles up in an outbox the driver will
+    /// never take again.
     pub fn push_batch(
         &self,
         frames: &mut BytesMut,
@@ -177,17 +180,18 @@ impl Shared {
         routes: &mut Vec<Route>,
     ) -> bool {
         let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
-        let idle = outbox.is_empty();
-        let sent = !outbox.sealed || requests == 0;
-        if !outbox.sealed {
-            if outbox.frames.is_empty() {
-                std::mem::swap(&mut outbox.frames, frames);
-            } else {
-                outbox.frames.extend_from_slice(frames);
-                frames.clear();
-            }
-            outbox.requests += requests;
+        if outbox.sealed {
+            routes.clear();
+            return requests == 0;
         }
+        let idle = outbox.is_empty();
+        if outbox.frames.is_empty() {
+            std::mem::swap(&mut outbox.frames, frames);
+        } else {
+            outbox.frames.extend_from_slice(frames);
+            frames.clear();
+        }
+        outbox.requests += requests;
         outbox.routes.append(routes);
         let wake = idle && !outbox.is_empty();
         if wake {
@@ -197,7 +201,7 @@ impl Shared {
         if wake {
             self.driver.wake();
         }
-        sent
+        true
     }
 
     /// Registers the driver's task to be woken when the outbox stops being empty. Called once
