@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::{FutureExt, SinkExt, StreamExt, poll};
-use strata::packetstream::{Config, Packet, PacketCodec, PacketConnection};
+use strata::packetstream::{Config, Packet, PacketCodec, PacketConnection, Request};
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -243,6 +243,25 @@ async fn packet_run(client: &PacketConnection, n: u64, window: u64, payload: &By
     .await
 }
 
+/// `n` echo requests of `payload` through `submit()`, `window` in flight, awaited oldest
+/// first: each is sent as it is made, and its `Call` awaited once the window is full.
+async fn submit_run(client: &PacketConnection, n: u64, window: u64, payload: &Bytes) {
+    let mut in_flight = VecDeque::with_capacity(window as usize);
+    for i in 0..n {
+        if in_flight.len() as u64 == window {
+            let (i, call): (u64, strata::packetstream::Call) =
+                in_flight.pop_front().expect("a full window");
+            let r = call.await.unwrap();
+            assert!(r.ok && r.flags == i && r.payload.len() == payload.len());
+        }
+        in_flight.push_back((i, client.submit(0, i, payload.clone()).await.unwrap()));
+    }
+    for (i, call) in in_flight {
+        let r = call.await.unwrap();
+        assert!(r.ok && r.flags == i && r.payload.len() == payload.len());
+    }
+}
+
 /// `n` echo requests of `payload` through a `Pipeline`, `window` in flight: as the raw
 /// client, it sends a batch, then takes the responses a read brought and sends as many more.
 async fn pipeline_run(client: &PacketConnection, n: u64, window: u64, payload: &Bytes) {
@@ -250,13 +269,22 @@ async fn pipeline_run(client: &PacketConnection, n: u64, window: u64, payload: &
     let (mut sent, mut got) = (0, 0);
     while got < n {
         while sent < n && sent - got < window {
-            pipeline.send(0, sent, payload.clone()).unwrap();
+            pipeline.send(0, sent, payload.clone()).await.unwrap();
             sent += 1;
         }
-        let (_, r) = pipeline.recv().await.unwrap().expect("requests wait");
+        let (_, r) = pipeline.recv().await.expect("requests wait");
+        let r = r.unwrap();
         assert!(r.ok && r.flags < n && r.payload.len() == payload.len());
         got += 1;
     }
+}
+
+/// A `PacketConnection` server on `io` that echoes each request's flags and payload.
+fn echo_server(io: Box<dyn Io>) -> PacketConnection {
+    PacketConnection::with_handler(io, Config::default(), |rq: Request| async move {
+        Ok::<_, Infallible>((rq.flags, rq.payload))
+    })
+    .unwrap()
 }
 
 /// The same echo as a tarpc service, with its bincode transport over the same socket.
@@ -385,23 +413,13 @@ fn bench(c: &mut Criterion) {
         }));
         let packet = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
-            let config = Config::default();
-            let server = PacketConnection::with_handler(
-                server,
-                config.clone(),
-                |_, flags, payload: Bytes| async move { Ok::<_, Infallible>((flags, payload)) },
-            );
-            (PacketConnection::new(client, config), server)
+            let client = PacketConnection::new(client, Config::default()).unwrap();
+            (client, echo_server(server))
         });
         // The server's handle lives as long as the workloads: dropping it would close it.
         let (plain_packets, _alone_server) = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
-            let server = PacketConnection::with_handler(
-                server,
-                Config::default(),
-                |_, flags, payload: Bytes| async move { Ok::<_, Infallible>((flags, payload)) },
-            );
-            (plain_packet_client(client), server)
+            (plain_packet_client(client), echo_server(server))
         });
         let mut plain_packets = Some(plain_packets);
         let mut codec_alone = Some(rt.block_on(async {
@@ -412,7 +430,7 @@ fn bench(c: &mut Criterion) {
         let client_alone = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             tokio::spawn(codec_echo(server));
-            PacketConnection::new(client, Config::default())
+            PacketConnection::new(client, Config::default()).unwrap()
         });
         let tarpc = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
@@ -450,6 +468,14 @@ fn bench(c: &mut Criterion) {
                     })
                 });
             }
+            group.bench_function(BenchmarkId::from_parameter("submit"), |b| {
+                b.iter_custom(|iters| {
+                    let (client, payload) = (packet.0.clone(), payload.clone());
+                    time_spawned(&rt, async move {
+                        submit_run(&client, iters, window, &payload).await
+                    })
+                })
+            });
             group.bench_function(BenchmarkId::from_parameter("pipeline"), |b| {
                 b.iter_custom(|iters| {
                     let (client, payload) = (packet.0.clone(), payload.clone());

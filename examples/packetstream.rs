@@ -5,8 +5,7 @@
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
-use strata::packetstream::{Config, PacketConnection, Reply};
+use strata::packetstream::{Config, PacketConnection, Reply, Request};
 use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::main]
@@ -16,21 +15,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await?;
         // rq 0 echoes with the request's flags; rq 1 answers how long the payload was.
-        let conn = PacketConnection::with_handler(
-            stream,
-            Config::default(),
-            |rq, flags, payload: Bytes| async move {
-                Ok::<Reply, Infallible>(match rq {
-                    0 => Reply::from((flags, payload)),
-                    _ => Reply::from(payload.len() as u64),
+        let conn =
+            PacketConnection::with_handler(stream, Config::default(), |rq: Request| async move {
+                Ok::<Reply, Infallible>(match rq.rq_type {
+                    0 => Reply::from((rq.flags, rq.payload)),
+                    _ => Reply::from(rq.payload.len() as u64),
                 })
-            },
-        );
+            })?;
         conn.closed().await?;
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(conn.stats())
     });
 
-    let client = PacketConnection::new(TcpStream::connect(addr).await?, Config::default());
+    let client = PacketConnection::new(TcpStream::connect(addr).await?, Config::default())?;
     let echo = client.request(0, 0x11, "hello").await?;
     println!("rq 0 -> {echo} {:?}", echo.payload);
     let length = client.request(1, 0, vec![0u8; 1000]).await?;

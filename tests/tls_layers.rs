@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use strata::packetstream::{Config, PacketConnection};
+use strata::packetstream::{Config, PacketConnection, Request};
 use strata::rpc_record::{self, Client, Peer, Program, RecordStream, serve_stream};
 use strata::transport::{
     self, Accepted, Address, Interface, Listener, Stack, TlsClient, TlsServer,
@@ -43,15 +43,16 @@ async fn packetstream_over_a_tls_stack_over_tcp() {
     let (certs, key) = ca.identity("strata server", &["localhost"]);
     let (interface, addr) = tls_interface(TlsServer::with_identity(certs, key).unwrap()).await;
     let serving = interface.serve(|c: Accepted| async move {
-        let conn = PacketConnection::with_handler(
-            c.stack,
-            Config::default(),
-            |_, flags, payload: Bytes| async move { Ok::<_, Infallible>((flags, payload)) },
-        );
+        let conn =
+            PacketConnection::with_handler(c.stack, Config::default(), |rq: Request| async move {
+                Ok::<_, Infallible>((rq.flags, rq.payload))
+            })
+            .unwrap();
         conn.closed().await.unwrap();
     });
     let client = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
-    let conn = PacketConnection::new(tls_client_stack(&addr, client).await, Config::default());
+    let conn =
+        PacketConnection::new(tls_client_stack(&addr, client).await, Config::default()).unwrap();
     let big = Bytes::from((0..200 * 1024).map(|i| i as u8).collect::<Vec<u8>>());
     let calls = (0..16u64).map(|i| {
         let (conn, big) = (conn.clone(), big.clone());

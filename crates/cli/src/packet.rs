@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use packetstream::{Config, PacketConnection, Reply};
+use packetstream::{Config, PacketConnection, Reply, Request};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tracing::{debug, info, warn};
 use transport::TlsServer;
@@ -92,7 +92,13 @@ pub async fn run(args: Args) -> Result<(), CliError> {
 }
 
 /// The handler table of `specs/packetstream.md` §4.4, keyed by handler rq_type.
-pub async fn table(rq_type: u64, flags: u64, payload: Bytes) -> Result<Reply, String> {
+pub async fn table(request: Request) -> Result<Reply, String> {
+    let Request {
+        rq_type,
+        flags,
+        payload,
+        ..
+    } = request;
     match rq_type {
         0 => Ok(Reply::from((flags, payload))),
         1 => Ok(Reply::from((
@@ -177,7 +183,7 @@ where
     let stack = crate::tls::stack(stream, tls).await.inspect_err(|e| {
         warn!(%peer, error = %e, "connection refused");
     })?;
-    let conn = PacketConnection::with_handler(stack, config, table);
+    let conn = PacketConnection::with_handler(stack, config, table).map_err(CliError::Packet)?;
     {
         info!(%peer, "connection opened");
         let ended = conn.closed().await;
@@ -225,6 +231,7 @@ async fn run_call(args: Call) -> Result<(), CliError> {
             stream.set_nodelay(true).map_err(CliError::Accept)?;
             let tls = args.tls.client(addr)?;
             PacketConnection::new(crate::tls::stack(stream, tls).await?, config)
+                .map_err(CliError::Packet)?
         }
         (None, Some(path)) => {
             let stream = UnixStream::connect(path)
@@ -233,7 +240,7 @@ async fn run_call(args: Call) -> Result<(), CliError> {
                     addr: path.display().to_string(),
                     source: e,
                 })?;
-            PacketConnection::new(stream, config)
+            PacketConnection::new(stream, config).map_err(CliError::Packet)?
         }
         (None, None) => usage("give ADDR or --unix PATH"),
     };

@@ -82,7 +82,7 @@ async fn rust_client_against_the_python_server() {
         request_timeout: Some(Duration::from_secs(20)),
         ..Config::default()
     };
-    let client = PacketConnection::new(stream, config);
+    let client = PacketConnection::new(stream, config).unwrap();
     let failure = resp(false, 0, &b"exception during handler"[..]);
     let big = Bytes::from((0..800).flat_map(|_| 0..=255u8).collect::<Vec<u8>>());
     let cases: Vec<(u64, u64, Bytes, Response)> = vec![

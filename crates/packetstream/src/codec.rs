@@ -54,18 +54,44 @@ pub(crate) enum Frame {
     Need(usize),
 }
 
+/// The head of the frame at the front of a buffer: how long its prefix and body are, and
+/// whether it is a request, once that much of the body has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// The length prefix's bytes.
+    pub prefix: usize,
+    /// The body's length, checked against `max_packet`.
+    pub body: usize,
+    /// The flagsword's request bit; `None` until the tag and flagsword have come.
+    pub request: Option<bool>,
+}
+
+impl Head {
+    /// The whole frame's length.
+    pub fn len(&self) -> usize {
+        self.prefix + self.body
+    }
+}
+
 impl PacketCodec {
-    /// Decodes the frame at the front of `src`, if it is all there, without growing `src`:
-    /// the driver decides how its read buffer grows.
+    /// Reads the head of the frame at the front of `src`, without taking anything but the
+    /// leading `80` bytes of its length prefix: they add nothing to its value (cs accepts such
+    /// non-minimal encodings), and are dropped as they come so that no run of them can make
+    /// the buffer grow. `None` until the whole prefix has come. A prefix over `max_packet` is
+    /// an error before anything is allocated for its body.
     #[inline]
-    pub(crate) fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Frame, Error> {
-        // Leading `80` bytes of the length prefix add nothing to its value (cs accepts such
-        // non-minimal encodings): drop them as they come, so that no run of them can make
-        // the buffer grow.
+    pub(crate) fn peek(&self, src: &mut BytesMut) -> Result<Option<Head>, Error> {
         let zeros = src.iter().take_while(|&&b| b == 0x80).count();
         src.advance(zeros);
-        let Some((len, used)) = bsuint::get(src)? else {
-            return Ok(Frame::Need(1));
+        self.head(src)
+    }
+
+    /// [`peek`](Self::peek) without dropping anything: the head of the frame at the front of
+    /// `src`.
+    #[inline]
+    pub(crate) fn head(&self, src: &[u8]) -> Result<Option<Head>, Error> {
+        let Some((len, prefix)) = bsuint::get(src)? else {
+            return Ok(None);
         };
         if len > self.max_packet as u64 {
             return Err(Error::PacketTooLarge {
@@ -74,12 +100,34 @@ impl PacketCodec {
             });
         }
         // Checked against max_packet just above, so it fits in usize.
-        let len = len as usize;
-        if src.len() < used + len {
-            return Ok(Frame::Need(used + len - src.len()));
+        let body = len as usize;
+        let start = &src[prefix..src.len().min(prefix + body)];
+        let request = match bsuint::get(start) {
+            Ok(Some((_, tag_len))) => match bsuint::get(&start[tag_len..]) {
+                Ok(Some((flagsword, _))) => Some(flagsword & 0b10 != 0),
+                _ => None,
+            },
+            _ => None,
+        };
+        Ok(Some(Head {
+            prefix,
+            body,
+            request,
+        }))
+    }
+
+    /// Decodes the frame at the front of `src`, if it is all there, without growing `src`:
+    /// the driver decides how its read buffer grows.
+    #[inline]
+    pub(crate) fn decode_frame(&mut self, src: &mut BytesMut) -> Result<Frame, Error> {
+        let Some(head) = self.peek(src)? else {
+            return Ok(Frame::Need(1));
+        };
+        if src.len() < head.len() {
+            return Ok(Frame::Need(head.len() - src.len()));
         }
-        src.advance(used);
-        Packet::decode_body(src.split_to(len).freeze()).map(Frame::Packet)
+        src.advance(head.prefix);
+        Packet::decode_body(src.split_to(head.body).freeze()).map(Frame::Packet)
     }
 }
 

@@ -2,20 +2,20 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use kernel_flows::Unanswered;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::driver::{Command, Driver};
+use crate::call::{Call, Exchange};
+use crate::driver::Driver;
 use crate::handler::{Handler, HandlerFn, NoHandler};
 use crate::pipeline::Pipeline;
-use crate::shared::{Shared, Stats};
-use crate::{Config, Ended, Error, Reply, Response};
+use crate::session::Session;
+use crate::shared::{Shared, now};
+use crate::{Config, Ended, Error, Reply, Request, Response, Stats};
 
 /// A packet connection over one byte stream: requests and responses both ways, correlated
 /// by `(channel, tag)`, wire-compatible with cs.packetstream 20240630.
@@ -23,39 +23,65 @@ use crate::{Config, Ended, Error, Reply, Response};
 /// Making one spawns its driver task on the current tokio runtime. A handle is cheap to
 /// clone; all clones drive the same connection.
 ///
-/// **Closing.** [`close`](PacketConnection::close) sends ERQ, lets running handlers finish and
-/// their replies go out, sends EOF, waits for the peer's EOF (up to
-/// [`Config::close_timeout`]), then shuts the write side. When the peer sends EOF first, or the
-/// stream ends, the connection runs the same sequence by itself, so a server only has to
-/// wait for [`closed`](PacketConnection::closed). Dropping every handle starts the close
-/// sequence without waiting for it. Whenever the link ends, every request still waiting fails
-/// at once with [`Error::Closed`]: no caller ever hangs, not even one in another runtime when
-/// the connection's own runtime shuts down ([`Ended::TaskDropped`]).
+/// **Sending.** [`request`](PacketConnection::request) sends and waits for the response;
+/// [`submit`](PacketConnection::submit) sends at once and hands back a [`Call`] to await
+/// later; a [`Pipeline`] sends many and takes their outcomes in batches. All three share one
+/// table of requests in flight: one bound ([`Config::max_in_flight`], waited for in turn),
+/// one timeout ([`Config::request_timeout`]), and responses that nobody waits for counted
+/// as orphans, never delivered twice.
+///
+/// **Closing.** [`close`](PacketConnection::close) sends ERQ, lets running handlers finish
+/// and their replies go out, sends EOF, waits for the peer's EOF, and shuts the write side,
+/// all within [`Config::close_timeout`]; past it the connection is cut. When the peer sends
+/// EOF first, or the stream ends, the connection runs the same sequence by itself, so a
+/// server only has to wait for [`closed`](PacketConnection::closed). Dropping the last
+/// handle (pipelines count) begins the same close, with the same deadline, without waiting
+/// for it. [`abort`](PacketConnection::abort) cuts at once. Whenever the link ends, every
+/// request still waiting fails at once with [`Error::Closed`]: no caller ever hangs, not even
+/// one in another runtime when the connection's own runtime shuts down
+/// ([`Ended::TaskDropped`]).
 ///
 /// ```
-/// use bytes::Bytes;
-/// use packetstream::{Config, PacketConnection};
+/// use packetstream::{Config, PacketConnection, Request};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), packetstream::Error> {
 /// let (a, b) = tokio::io::duplex(64 * 1024);
 /// // The server echoes the payload, with the request's flags.
-/// let server = PacketConnection::with_handler(b, Config::default(), |_rq, flags, payload: Bytes| async move {
-///     Ok::<_, std::convert::Infallible>((flags, payload))
-/// });
-/// let client = PacketConnection::new(a, Config::default());
+/// let server = PacketConnection::with_handler(b, Config::default(), |rq: Request| async move {
+///     Ok::<_, std::convert::Infallible>((rq.flags, rq.payload))
+/// })?;
+/// let client = PacketConnection::new(a, Config::default())?;
 /// let response = client.request(0, 5, "hello").await?;
 /// assert!(response.ok);
 /// assert_eq!((response.flags, &response.payload[..]), (5, &b"hello"[..]));
+///
+/// // Sent at once, awaited later.
+/// let call = client.submit(0, 6, "later").await?;
+/// assert_eq!(call.await?.flags, 6);
+///
 /// client.close().await?;
 /// server.closed().await?;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
 pub struct PacketConnection {
     pub(crate) shared: Arc<Shared>,
-    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Clone for PacketConnection {
+    fn clone(&self) -> Self {
+        self.shared.add_handle();
+        PacketConnection {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for PacketConnection {
+    fn drop(&mut self) {
+        self.shared.drop_handle();
+    }
 }
 
 impl fmt::Debug for PacketConnection {
@@ -69,31 +95,38 @@ impl fmt::Debug for PacketConnection {
 
 impl PacketConnection {
     /// A connection that only makes requests: the peer's requests are refused with cs's
-    /// `no request handler`.
+    /// `no request handler`. Fails with [`Error::Config`] when `config` cannot work.
     ///
     /// Must be called within a tokio runtime.
-    pub fn new<T>(io: T, config: Config) -> PacketConnection
+    pub fn new<T>(io: T, config: Config) -> Result<PacketConnection, Error>
     where
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         PacketConnection::start::<T, NoHandler>(io, config, None)
     }
 
-    /// A connection that also serves the peer's requests with `handler`.
+    /// A connection that also serves the peer's requests with `handler`. Fails with
+    /// [`Error::Config`] when `config` cannot work.
     ///
-    /// The handler gets `(rq_type, flags, payload)` and returns anything that converts into a
-    /// [`Reply`]: `()`, flags (`u64`), bytes, a string, or `(flags, bytes)`. An error, or a
-    /// panic (in the closure, its future, or the conversion of its result), becomes a failure
-    /// reply whose payload is [`Config::handler_failure`], and the connection goes on; the
-    /// error itself is only traced, as cs.packetstream logs it. At most [`Config::max_handlers`]
-    /// run at once, and replies go out in the order handlers finish. Handlers run inside the
-    /// connection's task: one that computes for long should `spawn_blocking` the work.
+    /// The handler gets each [`Request`] (its rq_type, flags, payload, channel and tag) and
+    /// returns anything that converts into a [`Reply`]: `()`, flags (`u64`), bytes, a string,
+    /// or `(flags, bytes)`. An error, or a panic (in the closure, its future, or the
+    /// conversion of its result), becomes a failure reply whose payload is
+    /// [`Config::handler_failure`], and the connection goes on; the error itself is only
+    /// traced, as cs.packetstream logs it. At most [`Config::max_handlers`] run at once, and
+    /// replies go out in the order handlers finish. Handlers run inside the connection's
+    /// task: one that computes for long should `spawn_blocking` the work. A handler that
+    /// never finishes holds up the close until its deadline, which cuts it.
     ///
     /// Must be called within a tokio runtime.
-    pub fn with_handler<T, F, Fut, R, E>(io: T, config: Config, handler: F) -> PacketConnection
+    pub fn with_handler<T, F, Fut, R, E>(
+        io: T,
+        config: Config,
+        handler: F,
+    ) -> Result<PacketConnection, Error>
     where
         T: AsyncRead + AsyncWrite + Send + 'static,
-        F: Fn(u64, u64, Bytes) -> Fut + Send + Sync + 'static,
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
         R: Into<Reply> + 'static,
         E: fmt::Display + 'static,
@@ -101,25 +134,27 @@ impl PacketConnection {
         PacketConnection::start(io, config, Some(HandlerFn(handler)))
     }
 
-    fn start<T, H>(io: T, config: Config, handler: Option<H>) -> PacketConnection
+    fn start<T, H>(io: T, config: Config, handler: Option<H>) -> Result<PacketConnection, Error>
     where
         T: AsyncRead + AsyncWrite + Send + 'static,
         H: Handler,
     {
-        let shared = Arc::new(Shared::new(config));
-        let (commands, rx) = mpsc::unbounded_channel();
-        let span = tracing::debug_span!("packetstream", serving = handler.is_some());
-        let driver = Driver::new(io, Arc::clone(&shared), rx, handler);
+        config.validate()?;
+        let serving = handler.is_some();
+        let shared = Arc::new(Shared::new(Session::new(config, serving)));
+        let span = tracing::debug_span!("packetstream", serving);
+        let driver = Driver::new(io, Arc::clone(&shared), handler);
         tokio::spawn(driver.run().instrument(span));
-        PacketConnection { shared, commands }
+        Ok(PacketConnection { shared })
     }
 
     /// Sends a request on channel 0 and waits for its response.
     ///
     /// `rq_type` is the handler's rq_type (the wire carries `rq_type + 1`). Tags start at 2
-    /// and are never reused. Waits while [`Config::max_in_flight`] requests are outstanding.
-    /// Cancel-safe: dropping the future cancels the request locally, and its late reply is
-    /// counted as an orphan.
+    /// and are never reused. Waits its turn while [`Config::max_in_flight`] requests are
+    /// outstanding or [`Config::max_unsent`] is full. Fails with [`Error::Timeout`] when no
+    /// response came within [`Config::request_timeout`] of sending. Cancel-safe: dropping the
+    /// future cancels the request locally, and its late response is counted as an orphan.
     pub async fn request(
         &self,
         rq_type: u64,
@@ -129,8 +164,8 @@ impl PacketConnection {
         self.request_on(0, rq_type, flags, payload).await
     }
 
-    /// Sends a request on `channel`. Channels other than 0 need [`Config::channels`] on both
-    /// sides; a cs.packetstream peer refuses them.
+    /// [`request`](PacketConnection::request) on `channel`. Channels other than 0 need
+    /// [`Config::channels`] on both sides; a cs.packetstream peer refuses them.
     pub async fn request_on(
         &self,
         channel: u64,
@@ -138,81 +173,115 @@ impl PacketConnection {
         flags: u64,
         payload: impl Into<Bytes>,
     ) -> Result<Response, Error> {
-        let mut packet = self
-            .shared
-            .request_packet(channel, rq_type, flags, payload.into())?;
-        let other;
-        let requests = match channel {
-            0 => self.shared.channel0(),
-            _ => {
-                other = self
-                    .shared
-                    .requests(channel, true)
-                    .ok_or(Error::UnknownChannel { channel })?;
-                &other
-            }
-        };
-        let (tag, pending) = requests.allocate().await.map_err(unanswered)?;
-        packet.set_tag(tag.0);
-        if !self.shared.push_request(&packet) {
-            return Err(self.shared.refusal());
-        }
-        let answer = match self.shared.config.request_timeout {
-            Some(limit) => tokio::time::timeout(limit, pending)
-                .await
-                .map_err(|_| Error::Timeout(limit))?,
-            None => pending.await,
-        };
-        answer.map_err(unanswered)?
+        let config = &self.shared.config;
+        let packet = Session::outgoing(config, channel, rq_type, flags, payload.into())?;
+        Exchange::new(&*self.shared, packet).await
     }
 
-    /// A [`Pipeline`] on channel 0: requests sent in batches, their responses taken in
-    /// batches, for one task that keeps many in flight. Cheaper per request than
-    /// [`request`](PacketConnection::request) when requests are small and many.
+    /// Sends a request on channel 0 at once and returns a [`Call`] that resolves to its
+    /// response, as cs.packetstream's `submit` does.
+    ///
+    /// Waits only for its turn to send (as [`request`](PacketConnection::request) does); once
+    /// it returns, the request is on its way whether or not the `Call` is awaited soon.
+    /// Cancel-safe: dropped while waiting for its turn, it sent nothing.
+    pub async fn submit(
+        &self,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Bytes>,
+    ) -> Result<Call, Error> {
+        self.submit_on(0, rq_type, flags, payload).await
+    }
+
+    /// [`submit`](PacketConnection::submit) on `channel`.
+    pub async fn submit_on(
+        &self,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: impl Into<Bytes>,
+    ) -> Result<Call, Error> {
+        let config = &self.shared.config;
+        let packet = Session::outgoing(config, channel, rq_type, flags, payload.into())?;
+        let mut exchange = Exchange::new(Arc::clone(&self.shared), packet);
+        std::future::poll_fn(|cx| exchange.poll_sent(cx)).await?;
+        Ok(Call(exchange))
+    }
+
+    /// A [`Pipeline`]: requests sent in batches, their outcomes taken in batches, for one
+    /// task that keeps many in flight.
     pub fn pipeline(&self) -> Pipeline {
         Pipeline::new(self.clone())
     }
 
     /// Closes the connection cleanly and waits until it has closed (see the type's docs).
     ///
-    /// Returns `Ok` when both EOFs were exchanged, [`Error::CloseTimeout`] when the peer's
-    /// EOF did not come in time, or the error that ended the connection before.
+    /// Returns `Ok` when both EOFs were exchanged, [`Error::CloseTimeout`] when the close did
+    /// not finish within [`Config::close_timeout`] and the connection was cut, or the error
+    /// that ended the connection before.
     pub async fn close(&self) -> Result<(), Error> {
-        // The driver may have ended already; closed() then reports how.
-        let _ = self.commands.send(Command::Close);
+        {
+            let mut state = self.shared.lock();
+            state.session.close(now());
+            state.wake_driver();
+        }
         self.closed().await
+    }
+
+    /// Cuts the connection at once: nothing more is written or read, running handlers are
+    /// dropped, the stream is dropped, and every request still waiting fails with
+    /// [`Ended::Aborted`]. [`closed`](PacketConnection::closed) then says
+    /// [`Error::Aborted`], unless the connection had ended before.
+    pub fn abort(&self) {
+        let mut state = self.shared.lock();
+        state.session.abort();
+        state.wake_driver();
     }
 
     /// Waits until the connection has ended, by either side, and says how.
     pub async fn closed(&self) -> Result<(), Error> {
-        let mut ended = self.shared.ended.subscribe();
-        match ended.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone().unwrap_or(Ok(())),
-            // The driver publishes before it drops the sender; this is only a panic in it.
-            Err(_) => Err(Error::Closed(Ended::Local)),
+        loop {
+            let mut notified = pin!(self.shared.ended.notified());
+            notified.as_mut().enable();
+            if let Some(outcome) = self.shared.lock().session.outcome() {
+                return outcome.clone();
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until the peer will send nothing more, and says why: its EOF (cs's
+    /// `notify_recv_eof`), the stream's end, or bad input. Also resolves if the connection
+    /// was cut before that, with how it ended.
+    pub async fn peer_eof(&self) -> Ended {
+        loop {
+            let mut notified = pin!(self.shared.read_ended.notified());
+            notified.as_mut().enable();
+            {
+                let state = self.shared.lock();
+                if let Some(why) = state.session.read_end() {
+                    return why.clone();
+                }
+                if let Some(outcome) = state.session.outcome() {
+                    return crate::session::ended(outcome);
+                }
+            }
+            notified.await;
         }
     }
 
     /// Whether this side has begun closing (ERQ sent) or has closed: new requests fail.
     pub fn is_closing(&self) -> bool {
-        self.shared.closing.load(Ordering::Acquire)
+        self.shared.lock().session.is_closing()
     }
 
-    /// The traffic counters so far.
+    /// The traffic counters so far, and the bytes held now.
     pub fn stats(&self) -> Stats {
-        self.shared.counters.snapshot()
+        self.shared.stats()
     }
 
     /// The config the connection runs with.
     pub fn config(&self) -> &Config {
         &self.shared.config
-    }
-}
-
-fn unanswered(e: Unanswered<Error>) -> Error {
-    match e {
-        Unanswered::Failed(e) => e,
-        // Never: a request awaits its reply once.
-        Unanswered::Spent => Error::Closed(Ended::Local),
     }
 }

@@ -59,27 +59,30 @@ pub enum Error {
     /// A new request after [`close`](crate::PacketConnection::close) began: ERQ has been sent.
     #[error("the connection is closing: it sent ERQ and takes no new requests")]
     Closing,
-    /// A [`Pipeline`](crate::Pipeline) already has
-    /// [`Config::max_in_flight`](crate::Config::max_in_flight) requests waiting.
-    #[error(
-        "the pipeline has {max} requests waiting (Config::max_in_flight): take a response first"
-    )]
-    PipelineFull {
-        /// The limit in force.
-        max: usize,
-    },
     /// Every tag below `u64::MAX` has been issued on this connection.
     #[error("no tag is left on this connection: every one below u64::MAX was issued")]
     TagsExhausted,
+    /// A [`Config`](crate::Config) that cannot work, refused when a connection is made.
+    #[error("Config::{field}: {reason}")]
+    Config {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong with it, and the limit that applies.
+        reason: String,
+    },
+    /// The connection was cut by [`abort`](crate::PacketConnection::abort).
+    #[error("the connection was aborted on this side")]
+    Aborted,
     /// The connection ended before the reply came.
     #[error("the connection ended before the reply came: {0}")]
     Closed(Ended),
     /// No reply within [`Config::request_timeout`](crate::Config::request_timeout).
     #[error("no reply within the request timeout of {0:?}")]
     Timeout(Duration),
-    /// The peer did not send EOF within [`Config::close_timeout`](crate::Config::close_timeout)
-    /// after ours.
-    #[error("the peer did not send EOF within the close timeout of {0:?}")]
+    /// The close did not finish within [`Config::close_timeout`](crate::Config::close_timeout)
+    /// (a handler still running, the peer not reading what was left to write, or no EOF from
+    /// the peer), so the connection was cut.
+    #[error("the close did not finish within its deadline of {0:?}: the connection was cut")]
     CloseTimeout(Duration),
     /// Reading or writing the stream failed.
     #[error("i/o error on the stream: {0}")]
@@ -105,6 +108,9 @@ pub enum Ended {
     /// The connection was closed on this side.
     #[error("the connection was closed on this side")]
     Local,
+    /// The connection was cut by [`abort`](crate::PacketConnection::abort).
+    #[error("the connection was aborted on this side")]
+    Aborted,
     /// The connection's task was dropped before the connection ended: the runtime it was
     /// spawned on shut down.
     #[error(

@@ -1,4 +1,5 @@
-//! How the driver calls the user's request handler, without boxing a future per request.
+//! What a handler gets ([`Request`]), and how the driver calls the user's handler without
+//! boxing a future per request.
 
 use std::fmt;
 use std::future::Future;
@@ -8,28 +9,67 @@ use futures_util::future::{Ready, ready};
 
 use crate::Reply;
 
+/// A request from the peer, as its handler gets it: the rq_type the handler dispatches on,
+/// the flags and payload, and where it came from, the channel and the tag its response will
+/// carry.
+///
+/// ```
+/// use bytes::Bytes;
+/// use packetstream::Request;
+///
+/// let rq = Request { channel: 0, tag: 7, rq_type: 2, flags: 0x11, payload: Bytes::from("hi") };
+/// assert_eq!(rq.to_string(), "Request ch=0 tag=7 rq=2 flags=0x11 len=2");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The channel it came on (0 unless both sides turned channels on).
+    pub channel: u64,
+    /// The peer's tag for it, which the response carries back.
+    pub tag: u64,
+    /// The handler's rq_type (the wire carries `rq_type + 1`).
+    pub rq_type: u64,
+    /// The request's flags.
+    pub flags: u64,
+    /// The request's payload.
+    pub payload: Bytes,
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Request ch={} tag={} rq={} flags={:#x} len={}",
+            self.channel,
+            self.tag,
+            self.rq_type,
+            self.flags,
+            self.payload.len()
+        )
+    }
+}
+
 /// A request handler as the driver sees it: the driver polls the future of a call as it is,
 /// and turns what it resolves to into a reply only once it has finished. No wrapper future
 /// and no function pointer stand between them, so the conversion is inlined where the reply
-/// is encoded.
+/// is made.
 pub(crate) trait Handler: Send + Sync + 'static {
     /// The future of one call.
     type Future: Future + Send + 'static;
 
     /// Starts handling one request.
-    fn call(&self, rq_type: u64, flags: u64, payload: Bytes) -> Self::Future;
+    fn call(&self, request: Request) -> Self::Future;
 
     /// What a finished call answers: the reply, or the text of the handler's error (which is
     /// traced, never sent).
     fn reply(output: <Self::Future as Future>::Output) -> Result<Reply, String>;
 }
 
-/// A user's closure `(rq_type, flags, payload) -> impl Future<Output = Result<R, E>>`.
+/// A user's closure `Request -> impl Future<Output = Result<R, E>>`.
 pub(crate) struct HandlerFn<F>(pub F);
 
 impl<F, Fut, R, E> Handler for HandlerFn<F>
 where
-    F: Fn(u64, u64, Bytes) -> Fut + Send + Sync + 'static,
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, E>> + Send + 'static,
     R: Into<Reply> + 'static,
     E: fmt::Display + 'static,
@@ -37,8 +77,8 @@ where
     type Future = Fut;
 
     #[inline]
-    fn call(&self, rq_type: u64, flags: u64, payload: Bytes) -> Fut {
-        (self.0)(rq_type, flags, payload)
+    fn call(&self, request: Request) -> Fut {
+        (self.0)(request)
     }
 
     #[inline]
@@ -54,7 +94,7 @@ pub(crate) struct NoHandler;
 impl Handler for NoHandler {
     type Future = Ready<()>;
 
-    fn call(&self, _: u64, _: u64, _: Bytes) -> Self::Future {
+    fn call(&self, _: Request) -> Self::Future {
         ready(())
     }
 

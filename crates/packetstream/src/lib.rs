@@ -1,23 +1,29 @@
 #![doc = include_str!("../README.md")]
 
 mod bsuint;
+mod call;
 mod codec;
 mod config;
 mod connection;
 mod driver;
 mod error;
 mod handler;
+mod in_flight;
 mod packet;
 mod pipeline;
 mod reply;
+mod serving;
 mod session;
 mod shared;
+mod stats;
 
+pub use call::Call;
 pub use codec::PacketCodec;
-pub use config::Config;
+pub use config::{Config, MIN_PACKET, REQUEST_COST};
 pub use connection::PacketConnection;
 pub use error::{Ended, Error};
+pub use handler::Request;
 pub use packet::{MAX_REQUEST_FLAGS, MAX_RESPONSE_FLAGS, MAX_RQ_TYPE, Packet};
 pub use pipeline::Pipeline;
 pub use reply::{Reply, Response};
-pub use shared::Stats;
+pub use stats::Stats;

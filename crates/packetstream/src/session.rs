@@ -1,204 +1,783 @@
-//! The protocol state of one connection, with no I/O: what each incoming packet means.
+//! [`Session`]: the protocol state of one connection, with no I/O and no clock, in
+//! quinn-proto's shape.
 //!
-//! The driver feeds every decoded packet to [`Session::receive`] and acts on the
-//! [`Incoming`] it gets back. All of cs.packetstream's request checks live here, with its
-//! exact failure texts, in its order.
+//! It is fed the bytes read ([`handle_read`](Session::handle_read)), this side's requests
+//! ([`submit`](Session::submit)), its handlers' replies
+//! ([`handle_reply`](Session::handle_reply)), what was written
+//! ([`transmitted`](Session::transmitted)) and the time
+//! ([`handle_timeout`](Session::handle_timeout)); it yields the bytes to write
+//! ([`take_transmit`](Session::take_transmit)), the requests to hand to handlers
+//! ([`poll_request`](Session::poll_request)), the outcomes of this side's requests (through
+//! the wakers of their owners), whether to read ([`read_want`](Session::read_want)), and its
+//! next deadline ([`poll_timeout`](Session::poll_timeout)). The close sequence, admission,
+//! backpressure, the byte budgets and every timeout are decided here; the driver only moves
+//! bytes, runs handler futures and sleeps until the deadline.
+//!
+//! ```text
+//!            close(), the last handle dropped,
+//!            the peer's EOF, the stream's end, bad input
+//!   Open ─────────────────────────────────────────────► Closing
+//!    │  requests both ways                                │ the close deadline starts; ERQ
+//!    │                                                    │ queued (a local close). No new
+//!    │                                                    │ requests of ours; the peer's are
+//!    │                                                    │ still served, and ours still get
+//!    │                                                    │ their responses (until the
+//!    │                                                    │ peer's EOF fails them).
+//!    │                                                    ▼ no request queued or in a handler
+//!    │                                                 EofSent
+//!    │                                                    │ ERQ (if not yet) and EOF queued
+//!    │                                                    │ after every reply; a
+//!    │                                                    │ request of the peer's now is
+//!    │                                                    │ dropped, never handed to a handler
+//!    │                                                    ▼ all written, and the peer's EOF
+//!    │                                                 Shutdown   (the driver shuts the
+//!    │                                                    │        write side)
+//!    │                                                    ▼ shutdown_done()
+//!    │                                                 Closed: Ok, or the first bad input
+//!    │
+//!    └── abort(), the close deadline, an i/o error ───► Closed: Err (cut: nothing more is
+//!        (from any state but Closed)                       written, the stream is dropped)
+//! ```
+//!
+//! Reading stops, as backpressure on the peer, while the next request does not fit in
+//! [`Config::max_received`] or [`Config::max_unsent`] is full; responses to this side's
+//! requests are always read. Handlers start while fewer than `max_handlers` run and
+//! `max_unsent` has room. This side's requests wait for room in `max_in_flight` and
+//! `max_unsent`, first come first served.
 
-use std::collections::HashSet;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Instant;
 
-use bytes::Bytes;
-use foldhash::fast::RandomState;
+use bytes::{Buf, Bytes, BytesMut};
+use tracing::{debug, trace, warn};
 
-use crate::Packet;
+use crate::config::REQUEST_COST;
+use crate::in_flight::{InFlight, Outcome, Owner};
+use crate::serving::{Job, Serving};
+use crate::{Config, Ended, Error, Packet, PacketCodec, Reply, Request, Response, Stats, bsuint};
 
-/// A request from the peer that passed every check and waits for a handler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Request {
-    pub channel: u64,
-    pub tag: u64,
-    pub rq_type: u64,
-    pub flags: u64,
-    pub payload: Bytes,
+/// Where the connection is in its life. See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Phase {
+    Open,
+    Closing,
+    EofSent,
+    Shutdown,
+    Closed,
 }
 
-/// What an incoming packet asks of the driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Incoming {
-    /// The peer will send nothing more: stop reading. `malformed` when it was a request with
-    /// wire rq_type 0 that is not exactly EOF or ERQ (cs treats it as EOF too).
-    Eof { malformed: bool },
-    /// The peer will send no more requests.
-    Erq,
-    /// A request to run.
-    Serve(Request),
-    /// A request refused: send this failure response.
-    Reject(Packet),
-    /// A response to one of our requests.
-    Response(Packet),
+/// A request of this side waiting for room.
+struct Waiter {
+    ticket: u64,
+    /// The most its frame can take.
+    frame: usize,
+    waker: Option<Waker>,
 }
 
-/// The per-connection protocol state.
-#[derive(Debug)]
+/// The protocol state of one connection. See the module docs.
 pub(crate) struct Session {
-    serving: bool,
-    channels: bool,
-    requests_allowed: bool,
-    /// The peer's requests held by the driver (waiting for a handler or running) and not yet
-    /// answered, by (channel, tag). The peer picks the tags, so the hash is seeded
-    /// (foldhash's random state), not a fixed function.
-    in_flight: HashSet<(u64, u64), RandomState>,
+    config: Config,
+    codec: PacketCodec,
+    phase: Phase,
+    serving: Serving,
+    in_flight: InFlight,
+    /// This side's requests waiting for room, in the order they came.
+    waiters: VecDeque<Waiter>,
+    next_ticket: u64,
+    /// Encoded packets the driver has not taken yet.
+    outbound: BytesMut,
+    /// Bytes encoded and not yet written: `outbound` and what the driver holds.
+    unsent: usize,
+    /// Why reading ended; `None` while it goes on.
+    read_end: Option<Ended>,
+    /// The stream ended: no byte comes after those in the read buffer.
+    stream_ended: bool,
+    /// A whole request is in the read buffer, and does not fit in the budgets.
+    blocked: bool,
+    erq_sent: bool,
+    grace_until: Option<Instant>,
+    close_deadline: Option<Instant>,
+    /// The first bad input: the connection still closes cleanly, and reports it.
+    failure: Option<Error>,
+    outcome: Option<Result<(), Error>>,
+    stats: Stats,
+    to_wake: Vec<Waker>,
 }
 
 impl Session {
-    /// `serving`: this side has a handler. `channels`: channels other than 0 are on.
-    pub fn new(serving: bool, channels: bool) -> Session {
+    /// A session with a checked `config`; `serving` when this side has a handler.
+    pub fn new(config: Config, serving: bool) -> Session {
         Session {
-            serving,
-            channels,
-            requests_allowed: true,
-            in_flight: HashSet::default(),
+            codec: PacketCodec::new(config.max_packet),
+            phase: Phase::Open,
+            serving: Serving::new(
+                serving,
+                config.channels,
+                config.max_received,
+                config.max_handlers,
+            ),
+            in_flight: InFlight::new(config.max_in_flight, config.request_timeout),
+            waiters: VecDeque::new(),
+            next_ticket: 0,
+            outbound: BytesMut::new(),
+            unsent: 0,
+            read_end: None,
+            stream_ended: false,
+            blocked: false,
+            erq_sent: false,
+            grace_until: None,
+            close_deadline: None,
+            failure: None,
+            outcome: None,
+            stats: Stats::default(),
+            to_wake: Vec::new(),
+            config,
         }
     }
 
-    /// What `packet` means.
-    ///
-    /// A request served is not yet counted as in flight: the driver [`hold`](Self::hold)s it
-    /// if it must wait or run on, and a request answered before the next packet is received
-    /// needs no holding, since no packet can name its tag in between. This spares most
-    /// requests a hash insert and remove.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ---- this side's requests ----
+
+    /// A request to send on `channel`, tag still 0, after the checks that do not depend on
+    /// the connection's state: the channel exists, the flags and rq_type fit, and the packet
+    /// fits in `max_packet` whatever its tag.
+    pub fn outgoing(
+        config: &Config,
+        channel: u64,
+        rq_type: u64,
+        flags: u64,
+        payload: Bytes,
+    ) -> Result<Packet, Error> {
+        if channel != 0 && !config.channels {
+            return Err(Error::UnknownChannel { channel });
+        }
+        let packet = Packet::request(channel, 0, rq_type, flags, payload)?;
+        // A larger tag than 0 adds at most nine bytes.
+        let longest = packet.body_len() + bsuint::MAX_LEN - 1;
+        if longest > config.max_packet {
+            return Err(Error::PacketTooLarge {
+                len: longest as u64,
+                max: config.max_packet,
+            });
+        }
+        Ok(packet)
+    }
+
+    /// Why a new request of this side is refused now, if it is.
+    fn refusal(&self) -> Option<Error> {
+        if let Some(outcome) = &self.outcome {
+            return Some(Error::Closed(ended(outcome)));
+        }
+        (self.phase != Phase::Open).then_some(Error::Closing)
+    }
+
+    fn room_for(&self, frame: usize) -> bool {
+        self.in_flight.has_room()
+            && (self.unsent == 0 || self.unsent + frame <= self.config.max_unsent)
+    }
+
+    /// Sends `packet` (from [`outgoing`](Self::outgoing)) for `owner` when there is room and
+    /// no request that came earlier still waits for it: its tag is issued and its frame
+    /// queued, and `packet` is taken. Otherwise it waits its turn: `ticket` keeps its place,
+    /// and `waker` is woken when room may have come.
+    pub fn submit(
+        &mut self,
+        packet: &mut Option<Packet>,
+        owner: Owner,
+        ticket: &mut Option<u64>,
+        waker: &Waker,
+    ) -> Poll<Result<u64, Error>> {
+        if let Some(e) = self.refusal() {
+            self.forget_ticket(ticket.take());
+            packet.take();
+            return Poll::Ready(Err(e));
+        }
+        let Some(frame) = packet.as_ref().map(|p| p.frame_len() + bsuint::MAX_LEN - 1) else {
+            return Poll::Ready(Err(Error::Closed(Ended::Local)));
+        };
+        let first = self.waiters.front().map(|w| w.ticket);
+        let my_turn = first.is_none() || first == *ticket;
+        if !my_turn || !self.room_for(frame) {
+            match *ticket {
+                Some(t) => {
+                    if let Some(w) = self.waiters.iter_mut().find(|w| w.ticket == t) {
+                        if !w.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                            w.waker = Some(waker.clone());
+                        }
+                    }
+                }
+                None => {
+                    let t = self.next_ticket;
+                    self.next_ticket += 1;
+                    self.waiters.push_back(Waiter {
+                        ticket: t,
+                        frame,
+                        waker: Some(waker.clone()),
+                    });
+                    *ticket = Some(t);
+                }
+            }
+            return Poll::Pending;
+        }
+        if ticket.take().is_some() {
+            self.waiters.pop_front();
+        }
+        let Some(mut request) = packet.take() else {
+            return Poll::Ready(Err(Error::Closed(Ended::Local)));
+        };
+        let tag = match self.in_flight.issue(request.channel(), owner) {
+            Ok(tag) => tag,
+            Err(e) => {
+                self.wake_room();
+                return Poll::Ready(Err(e));
+            }
+        };
+        request.set_tag(tag);
+        self.send(&request);
+        self.stats.requests_sent += 1;
+        self.wake_room();
+        Poll::Ready(Ok(tag))
+    }
+
+    /// A request waiting for room was dropped: the next in line may go.
+    pub fn forget_ticket(&mut self, ticket: Option<u64>) {
+        let Some(ticket) = ticket else {
+            return;
+        };
+        if let Some(i) = self.waiters.iter().position(|w| w.ticket == ticket) {
+            self.waiters.remove(i);
+            if i == 0 {
+                self.wake_room();
+            }
+        }
+    }
+
+    /// Wakes the first request waiting for room, if it has some now.
+    fn wake_room(&mut self) {
+        let Some(frame) = self.waiters.front().map(|w| w.frame) else {
+            return;
+        };
+        if self.room_for(frame) || self.refusal().is_some() {
+            if let Some(waker) = self.waiters.front_mut().and_then(|w| w.waker.take()) {
+                self.to_wake.push(waker);
+            }
+        }
+    }
+
+    /// Wakes every request waiting for room: the connection is closing, and they fail.
+    fn wake_all_waiters(&mut self) {
+        for waiter in &mut self.waiters {
+            self.to_wake.extend(waiter.waker.take());
+        }
+    }
+
+    /// A request's future asks for its outcome: see [`InFlight::poll_call`].
+    pub fn poll_call(&mut self, tag: u64, waker: &Waker) -> Option<Outcome> {
+        let outcome = self.in_flight.poll_call(tag, waker);
+        if outcome.is_some() {
+            self.wake_room();
+        }
+        outcome
+    }
+
+    /// The request `tag` is given up by its owner.
+    pub fn cancel(&mut self, tag: u64) {
+        if self.in_flight.cancel(tag) {
+            trace!(
+                tag,
+                "request cancelled: a response that still comes is an orphan"
+            );
+            self.wake_room();
+        }
+    }
+
+    /// A new pipeline.
+    pub fn open_pipe(&mut self) -> u32 {
+        self.in_flight.open_pipe()
+    }
+
+    /// The pipeline is gone: its requests are cancelled.
+    pub fn close_pipe(&mut self, id: u32) {
+        self.in_flight.close_pipe(id);
+        self.wake_room();
+    }
+
+    /// The outcomes that came for a pipeline; `waker` is kept when none came.
+    pub fn take_pipe(&mut self, id: u32, into: &mut VecDeque<(u64, Outcome)>, waker: &Waker) {
+        let before = into.len();
+        self.in_flight.take_pipe(id, into, waker);
+        if into.len() > before {
+            self.wake_room();
+        }
+    }
+
+    /// How many of the pipeline's requests are in flight, answered or not.
+    pub fn pipe_in_flight(&self, id: u32) -> usize {
+        self.in_flight.pipe_in_flight(id)
+    }
+
+    // ---- reading ----
+
+    /// Whether the request taking `frame` bytes can be taken off the read buffer now: its
+    /// answer has room to wait, and it fits in what may be held.
+    fn can_take_request(&self, frame: usize) -> bool {
+        self.unsent < self.config.max_unsent && self.serving.fits(frame + REQUEST_COST)
+    }
+
+    /// How many more bytes the frame at the front of `buf` lacks (1 when its length is not
+    /// known yet), or `None` when reading must wait: it is over, or the next request does not
+    /// fit. Called after [`handle_read`](Self::handle_read) on the same buffer.
+    pub fn read_want(&self, buf: &BytesMut) -> Option<usize> {
+        if self.read_end.is_some() || self.stream_ended || self.blocked || self.outcome.is_some() {
+            return None;
+        }
+        match self.codec.head(buf) {
+            Ok(None) => Some(1),
+            Ok(Some(head)) if buf.len() >= head.len() => None,
+            Ok(Some(head)) => {
+                if head.request == Some(true) && !self.can_take_request(head.len()) {
+                    return None;
+                }
+                Some(head.len() - buf.len())
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Takes what it can of the packets in `buf`, of which `fresh` bytes are new: each whole
+    /// packet is handled, except that a request that does not fit in the budgets stays in
+    /// `buf` until it does (call again when handlers finish or bytes are written).
+    pub fn handle_read(&mut self, buf: &mut BytesMut, fresh: usize, now: Instant) {
+        self.stats.bytes_in += fresh as u64;
+        self.blocked = false;
+        while self.read_end.is_none() && self.outcome.is_none() {
+            let head = match self.codec.peek(buf) {
+                Ok(Some(head)) if buf.len() >= head.len() => head,
+                Ok(_) => break,
+                Err(e) => {
+                    self.bad_input(e, now);
+                    break;
+                }
+            };
+            if head.request == Some(true) && !self.can_take_request(head.len()) {
+                self.blocked = true;
+                break;
+            }
+            buf.advance(head.prefix);
+            match Packet::decode_body(buf.split_to(head.body).freeze()) {
+                Ok(packet) => self.receive(packet, head.len(), now),
+                Err(e) => self.bad_input(e, now),
+            }
+        }
+        if self.stream_ended && !self.blocked && self.read_end.is_none() {
+            match buf.len() {
+                0 => {
+                    debug!("the stream ended without an EOF packet");
+                    self.end_reading(Ended::StreamEnd, now);
+                }
+                buffered => {
+                    let e = Error::Truncated { buffered };
+                    warn!(error = %e, "the stream ended inside a packet");
+                    self.bad_input(e, now);
+                }
+            }
+        }
+        self.advance();
+    }
+
+    /// The stream ended: nothing comes after what `buf` holds.
+    pub fn handle_read_eof(&mut self, buf: &mut BytesMut, now: Instant) {
+        self.stream_ended = true;
+        self.handle_read(buf, 0, now);
+    }
+
     #[inline]
-    pub fn receive(&mut self, packet: Packet) -> Incoming {
+    fn receive(&mut self, packet: Packet, frame: usize, now: Instant) {
+        self.stats.packets_in += 1;
+        trace!(%packet, "in");
         if packet.is_eof() {
-            return Incoming::Eof { malformed: false };
+            self.end_reading(Ended::PeerEof, now);
+            return;
         }
         if packet.is_erq() {
-            self.requests_allowed = false;
-            return Incoming::Erq;
+            debug!("the peer will send no more requests");
+            self.serving.peer_erq();
+            return;
         }
         let Some(rq_type) = packet.rq_type() else {
-            return if packet.is_control() {
-                Incoming::Eof { malformed: true }
+            if packet.is_control() {
+                debug!(%packet, "a request with wire rq_type 0 (malformed EOF): taken as EOF");
+                self.end_reading(Ended::PeerEof, now);
             } else {
-                Incoming::Response(packet)
-            };
+                self.response(packet);
+            }
+            return;
         };
         let (channel, tag) = (packet.channel(), packet.tag());
-        let refuse = |text: Bytes| Incoming::Reject(Packet::failure(channel, tag, text));
-        if !self.serving {
-            return refuse(Bytes::from_static(b"no request handler"));
+        if self.phase >= Phase::EofSent {
+            self.stats.requests_refused += 1;
+            debug!(%packet, "request after our EOF: dropped, never handled");
+            return;
         }
-        if !self.requests_allowed {
-            return refuse(Bytes::from_static(b"requests no longer allowed"));
+        match self.serving.check(channel, tag) {
+            Ok(()) => {
+                let request = Request {
+                    channel,
+                    tag,
+                    rq_type,
+                    flags: packet.flags(),
+                    payload: packet.into_payload(),
+                };
+                self.serving.admit(request, frame + REQUEST_COST);
+            }
+            Err(text) => {
+                self.stats.requests_refused += 1;
+                debug!(%packet, reason = ?text, "request refused");
+                self.send(&Packet::failure(channel, tag, text));
+            }
         }
-        if channel != 0 && !self.channels {
-            // cs never fills in its format string.
-            return refuse(Bytes::from_static(b"unknown channel %d"));
-        }
-        if self.in_flight.contains(&(channel, tag)) {
-            return refuse(format!("channel {channel}: tag already in use: {tag}").into());
-        }
-        let flags = packet.flags();
-        Incoming::Serve(Request {
-            channel,
-            tag,
-            rq_type,
-            flags,
+    }
+
+    #[inline]
+    fn response(&mut self, packet: Packet) {
+        let (channel, tag) = (packet.channel(), packet.tag());
+        let response = Response {
+            ok: packet.ok() == Some(true),
+            flags: packet.flags(),
             payload: packet.into_payload(),
-        })
+        };
+        if self
+            .in_flight
+            .answer(channel, tag, response, &mut self.to_wake)
+            .is_err()
+        {
+            self.stats.orphans += 1;
+            debug!(channel, tag, "response to no waiting request: orphan");
+        }
     }
 
-    /// The request `(channel, tag)` waits for a handler or runs on: its tag is in use until
-    /// it is [`answered`](Self::answered).
-    #[inline]
-    pub fn hold(&mut self, channel: u64, tag: u64) {
-        self.in_flight.insert((channel, tag));
+    fn bad_input(&mut self, error: Error, now: Instant) {
+        warn!(error = %error, "bad input from the peer: closing");
+        let why = Ended::Failed(Arc::new(error.clone()));
+        self.failure.get_or_insert(error);
+        self.end_reading(why, now);
     }
 
-    /// The held request `(channel, tag)` has been answered: its tag may come again.
+    /// Reading is over: this side's requests will get no response, so they fail now; the
+    /// close begins (cs answers what it accepted, then sends ERQ and EOF).
+    fn end_reading(&mut self, why: Ended, now: Instant) {
+        if self.read_end.is_some() {
+            return;
+        }
+        let failed = self
+            .in_flight
+            .fail_all(&Error::Closed(why.clone()), &mut self.to_wake);
+        if failed > 0 {
+            debug!(failed, "requests failed: the peer will not answer them");
+        }
+        self.read_end = Some(why);
+        // ERQ waits for the replies still to come, as the spec's close protocol has it.
+        self.begin_close(now, false);
+    }
+
+    /// Why reading ended, once it has.
+    pub fn read_end(&self) -> Option<&Ended> {
+        self.read_end.as_ref()
+    }
+
+    /// An i/o error on the stream: the connection is cut.
+    pub fn handle_io_error(&mut self, error: std::io::Error) {
+        self.cut(error.into());
+    }
+
+    // ---- serving ----
+
+    /// The next request to hand to a handler, if one may start now: fewer than
+    /// `max_handlers` run, and `max_unsent` has room for its reply.
     #[inline]
-    pub fn answered(&mut self, channel: u64, tag: u64) {
-        self.in_flight.remove(&(channel, tag));
+    pub fn poll_request(&mut self) -> Option<(Job, Request)> {
+        if self.unsent >= self.config.max_unsent || self.outcome.is_some() {
+            return None;
+        }
+        self.serving.start()
+    }
+
+    /// The handler of `job` is done: `Some` reply, or `None` when it failed (an error or a
+    /// panic, traced by the driver), which cs answers with its failure text.
+    #[inline]
+    pub fn handle_reply(&mut self, job: Job, reply: Option<Reply>) {
+        self.serving.finished(job);
+        if self.outcome.is_some() {
+            return;
+        }
+        self.stats.requests_served += 1;
+        let (channel, tag) = (job.channel, job.tag);
+        let packet =
+            reply.and_then(
+                |r| match Packet::response(channel, tag, r.ok, r.flags, r.payload) {
+                    Ok(p) if p.body_len() <= self.config.max_packet => Some(p),
+                    Ok(p) => {
+                        warn!(%p, max = self.config.max_packet, "handler reply over max_packet");
+                        None
+                    }
+                    Err(e) => {
+                        warn!(channel, tag, error = %e, "handler reply cannot be sent");
+                        None
+                    }
+                },
+            );
+        let packet = packet
+            .unwrap_or_else(|| Packet::failure(channel, tag, self.config.handler_failure.clone()));
+        self.send(&packet);
+        self.advance();
+    }
+
+    // ---- writing ----
+
+    /// Queues `packet`, which fits in `max_packet`.
+    #[inline]
+    fn send(&mut self, packet: &Packet) {
+        let body = packet.body_len();
+        let before = self.outbound.len();
+        packet.encode_to(body, &mut self.outbound);
+        self.unsent += self.outbound.len() - before;
+        self.stats.packets_out += 1;
+        trace!(%packet, "out");
+    }
+
+    /// Whether packets wait to be taken.
+    pub fn has_transmit(&self) -> bool {
+        !self.outbound.is_empty()
+    }
+
+    /// Moves the bytes to write to the end of `into`, unless a grace holds them. The
+    /// requests among them are sent at `now`: their timeouts start.
+    pub fn take_transmit(&mut self, into: &mut BytesMut, now: Instant) {
+        self.in_flight.stamp(now);
+        if self.outbound.is_empty() || self.outcome.is_some() {
+            return;
+        }
+        let grace = self.config.grace;
+        if !grace.is_zero() && self.phase == Phase::Open && self.unsent < self.config.max_unsent / 2
+        {
+            match self.grace_until {
+                None => {
+                    self.grace_until = now.checked_add(grace);
+                    return;
+                }
+                Some(until) if now < until => return,
+                Some(_) => {}
+            }
+        }
+        self.grace_until = None;
+        if into.is_empty() {
+            // Swapped, not copied: the buffers trade places and keep their capacity.
+            std::mem::swap(into, &mut self.outbound);
+        } else {
+            into.extend_from_slice(&self.outbound);
+            self.outbound.clear();
+        }
+    }
+
+    /// `n` bytes taken by [`take_transmit`](Self::take_transmit) were written.
+    pub fn transmitted(&mut self, n: usize) {
+        self.unsent -= n.min(self.unsent);
+        self.stats.bytes_out += n as u64;
+        self.wake_room();
+        self.advance();
+    }
+
+    // ---- time ----
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if self.outcome.is_some() {
+            return None;
+        }
+        let grace = self.grace_until.filter(|_| !self.outbound.is_empty());
+        [self.close_deadline, self.in_flight.next_deadline(), grace]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The time is `now`: requests whose timeout passed fail, and a close past its deadline
+    /// is cut.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired = self.in_flight.expire(now, &mut self.to_wake);
+        if expired > 0 {
+            self.stats.timeouts += expired as u64;
+            debug!(expired, "requests timed out");
+        }
+        if self.close_deadline.is_some_and(|due| now >= due) && self.outcome.is_none() {
+            let limit = self.config.close_timeout;
+            debug!(?limit, phase = ?self.phase, "the close missed its deadline: cut");
+            self.cut(Error::CloseTimeout(limit));
+        }
+    }
+
+    // ---- closing ----
+
+    /// Begins the close: see the module docs. ERQ goes out at once, as cs's own close
+    /// sends it, after the requests already queued.
+    pub fn close(&mut self, now: Instant) {
+        self.begin_close(now, true);
+    }
+
+    fn begin_close(&mut self, now: Instant, erq_now: bool) {
+        if self.phase == Phase::Open {
+            self.phase = Phase::Closing;
+            self.close_deadline = now.checked_add(self.config.close_timeout);
+            self.wake_all_waiters();
+        }
+        if erq_now {
+            self.send_erq();
+        }
+        self.advance();
+    }
+
+    fn send_erq(&mut self) {
+        if !self.erq_sent && self.phase < Phase::EofSent {
+            self.erq_sent = true;
+            self.send(&Packet::ERQ);
+        }
+    }
+
+    /// Moves the close on as far as it can go.
+    fn advance(&mut self) {
+        if self.phase == Phase::Closing && self.serving.is_idle() {
+            self.send_erq();
+            self.send(&Packet::EOF);
+            self.phase = Phase::EofSent;
+        }
+        if self.phase == Phase::EofSent && self.unsent == 0 && self.read_end.is_some() {
+            self.phase = Phase::Shutdown;
+        }
+    }
+
+    /// Cuts the connection now: nothing more is written, and everything waiting fails.
+    pub fn abort(&mut self) {
+        self.cut(Error::Aborted);
+    }
+
+    /// The driver's task was dropped before the connection ended (its runtime shut down):
+    /// nobody may wait for it any longer.
+    pub fn task_dropped(&mut self) {
+        self.cut(Error::Closed(Ended::TaskDropped));
+    }
+
+    fn cut(&mut self, error: Error) {
+        if self.outcome.is_some() {
+            return;
+        }
+        debug!(error = %error, "connection cut");
+        self.finish(Err(error));
+    }
+
+    fn finish(&mut self, outcome: Result<(), Error>) {
+        self.phase = Phase::Closed;
+        let failed = self
+            .in_flight
+            .fail_all(&Error::Closed(ended(&outcome)), &mut self.to_wake);
+        if failed > 0 {
+            debug!(failed, "requests failed: the connection ended");
+        }
+        self.outcome = Some(outcome);
+        self.wake_all_waiters();
+        self.outbound = BytesMut::new();
+    }
+
+    /// Whether the driver must shut the write side now: everything is written, and both
+    /// EOFs were exchanged.
+    pub fn must_shutdown(&self) -> bool {
+        self.phase == Phase::Shutdown
+    }
+
+    /// The driver shut the write side: the close is done.
+    pub fn shutdown_done(&mut self) {
+        if self.phase == Phase::Shutdown {
+            let outcome = self.failure.take().map_or(Ok(()), Err);
+            self.finish(outcome);
+        }
+    }
+
+    /// How the connection ended, once it has: the driver then drops the stream.
+    pub fn outcome(&self) -> Option<&Result<(), Error>> {
+        self.outcome.as_ref()
+    }
+
+    /// Whether this side began closing (ERQ sent) or has closed.
+    pub fn is_closing(&self) -> bool {
+        self.phase != Phase::Open
+    }
+
+    #[cfg(test)]
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    // ---- waking, counting, memory ----
+
+    /// Trades the wakers to wake for the empty `with`: the caller wakes them once it has let
+    /// go of the session.
+    pub fn swap_wakers(&mut self, with: &mut Vec<Waker>) {
+        std::mem::swap(&mut self.to_wake, with);
+    }
+
+    /// Whether wakers wait to be woken.
+    pub fn has_wakers(&self) -> bool {
+        !self.to_wake.is_empty()
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            received_bytes: self.serving.received(),
+            unsent_bytes: self.unsent,
+            ..self.stats
+        }
+    }
+
+    /// Nothing is in flight either way, and nothing waits to be written.
+    pub fn is_quiet(&self) -> bool {
+        self.phase == Phase::Open
+            && self.in_flight.live() == 0
+            && self.serving.is_idle()
+            && self.unsent == 0
+            && self.waiters.is_empty()
+            && !self.blocked
+    }
+
+    /// Gives back the memory an idle connection does not need.
+    pub fn release_idle(&mut self) {
+        if self.outbound.is_empty() {
+            self.outbound = BytesMut::new();
+        }
+        self.in_flight.release_idle();
+        self.serving.release_idle();
+        if self.to_wake.is_empty() {
+            self.to_wake = Vec::new();
+        }
+        if self.waiters.is_empty() {
+            self.waiters = VecDeque::new();
+        }
+    }
+}
+
+/// What a request still waiting sees of how the connection ended.
+pub(crate) fn ended(outcome: &Result<(), Error>) -> Ended {
+    match outcome {
+        Ok(()) => Ended::Local,
+        Err(Error::Closed(why)) => why.clone(),
+        Err(Error::Aborted) => Ended::Aborted,
+        Err(e) => Ended::Failed(Arc::new(e.clone())),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(channel: u64, tag: u64) -> Packet {
-        Packet::request(channel, tag, 0, 0, Bytes::from_static(b"q")).unwrap()
-    }
-
-    fn refused(incoming: Incoming) -> (u64, u64, Bytes) {
-        match incoming {
-            Incoming::Reject(p) => {
-                assert_eq!((p.ok(), p.flags()), (Some(false), 0));
-                (p.channel(), p.tag(), p.into_payload())
-            }
-            other => panic!("expected a rejection, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn without_a_handler_every_request_is_refused() {
-        let mut s = Session::new(false, false);
-        assert_eq!(
-            refused(s.receive(request(0, 2))),
-            (0, 2, Bytes::from_static(b"no request handler"))
-        );
-    }
-
-    #[test]
-    fn after_erq_requests_are_refused() {
-        let mut s = Session::new(true, false);
-        assert_eq!(s.receive(Packet::ERQ), Incoming::Erq);
-        assert_eq!(
-            refused(s.receive(request(0, 2))).2,
-            Bytes::from_static(b"requests no longer allowed")
-        );
-    }
-
-    #[test]
-    fn unknown_channels_get_cs_literal_text_on_their_channel() {
-        let mut s = Session::new(true, false);
-        assert_eq!(
-            refused(s.receive(request(5, 7))),
-            (5, 7, Bytes::from_static(b"unknown channel %d"))
-        );
-        let mut on = Session::new(true, true);
-        assert!(matches!(on.receive(request(5, 7)), Incoming::Serve(r) if r.channel == 5));
-    }
-
-    #[test]
-    fn a_tag_held_is_refused_until_answered() {
-        let mut s = Session::new(true, false);
-        assert!(matches!(s.receive(request(0, 9)), Incoming::Serve(_)));
-        // Not held (answered at once): the tag may come again.
-        assert!(matches!(s.receive(request(0, 9)), Incoming::Serve(_)));
-        s.hold(0, 9);
-        assert_eq!(
-            refused(s.receive(request(0, 9))).2,
-            Bytes::from_static(b"channel 0: tag already in use: 9")
-        );
-        s.answered(0, 9);
-        assert!(matches!(s.receive(request(0, 9)), Incoming::Serve(_)));
-    }
-
-    #[test]
-    fn tags_zero_and_one_are_ordinary_requests_when_rq_type_is_set() {
-        let mut s = Session::new(true, false);
-        assert!(matches!(s.receive(request(0, 0)), Incoming::Serve(r) if r.tag == 0));
-        assert!(matches!(s.receive(request(0, 1)), Incoming::Serve(r) if r.tag == 1));
-    }
-
-    #[test]
-    fn control_packets() {
-        let mut s = Session::new(true, false);
-        assert_eq!(s.receive(Packet::EOF), Incoming::Eof { malformed: false });
-        // A request with wire rq_type 0 and a payload: cs's "malformed EOF".
-        let bad = Packet::decode_body(Bytes::from_static(&[0x05, 0x02, 0x00, 0x78])).unwrap();
-        assert_eq!(s.receive(bad), Incoming::Eof { malformed: true });
-        let resp = Packet::response(0, 2, true, 0, Bytes::new()).unwrap();
-        assert_eq!(s.receive(resp.clone()), Incoming::Response(resp));
-    }
-}
+#[path = "session_tests.rs"]
+mod tests;

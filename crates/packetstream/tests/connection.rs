@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use packetstream::{
-    Config, Ended, Error, Packet, PacketCodec, PacketConnection, Pipeline, Reply, Response,
+    Config, Ended, Error, Packet, PacketCodec, PacketConnection, Pipeline, Reply, Request, Response,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio_util::codec::Framed;
@@ -26,11 +26,19 @@ fn raw_peer_of(config: Config, serving: bool) -> (PacketConnection, Raw) {
     } else {
         PacketConnection::new(ours, config)
     };
+    let conn = conn.expect("a config that works");
     (conn, Framed::new(theirs, PacketCodec::default()))
 }
 
-/// The handler table of the spec (§4.4), as `strata packet serve` has it too.
-async fn table(rq: u64, flags: u64, payload: Bytes) -> Result<Reply, String> {
+/// The handler table of the spec (§4.4), as `strata packet serve` has it too; beyond it,
+/// rq 11 never finishes and rq 12 answers the request's channel and tag.
+async fn table(request: Request) -> Result<Reply, String> {
+    let Request {
+        rq_type: rq,
+        flags,
+        payload,
+        ..
+    } = request;
     match rq {
         0 => Ok((flags, payload).into()),
         1 => Ok((0x11, payload.iter().rev().copied().collect::<Vec<u8>>()).into()),
@@ -51,6 +59,8 @@ async fn table(rq: u64, flags: u64, payload: Bytes) -> Result<Reply, String> {
             panic!("a handler that panics after it waited")
         }
         8 => Ok(u64::MAX.into()),
+        12 => Ok(format!("{}/{}", request.channel, request.tag).into()),
+        11 => std::future::pending().await,
         _ => Err(format!("no handler for rq_type {rq}")),
     }
 }
@@ -58,8 +68,8 @@ async fn table(rq: u64, flags: u64, payload: Bytes) -> Result<Reply, String> {
 fn pair(client: Config, server: Config) -> (PacketConnection, PacketConnection) {
     let (a, b) = tokio::io::duplex(1 << 20);
     (
-        PacketConnection::new(a, client),
-        PacketConnection::with_handler(b, server, table),
+        PacketConnection::new(a, client).unwrap(),
+        PacketConnection::with_handler(b, server, table).unwrap(),
     )
 }
 
@@ -166,8 +176,9 @@ async fn four_handlers_at_most_and_replies_in_completion_order() {
     let (ours, theirs) = tokio::io::duplex(1 << 20);
     let handler = {
         let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
-        move |_rq, _flags, payload: Bytes| {
+        move |rq: Request| {
             let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
+            let payload = rq.payload;
             async move {
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(now, Ordering::SeqCst);
@@ -178,7 +189,7 @@ async fn four_handlers_at_most_and_replies_in_completion_order() {
             }
         }
     };
-    let _server = PacketConnection::with_handler(ours, Config::default(), handler);
+    let _server = PacketConnection::with_handler(ours, Config::default(), handler).unwrap();
     let mut raw = Framed::new(theirs, PacketCodec::default());
     // Tags 2..=13; the first four sleep 40, 30, 20, 10 ms, the rest 100 ms.
     for tag in 2..14u64 {
@@ -215,16 +226,19 @@ async fn a_panic_outside_the_handlers_future_is_a_failure_reply_and_the_connecti
         }
     }
     let (a, b) = tokio::io::duplex(1 << 16);
-    let _converting = PacketConnection::with_handler(b, Config::default(), |rq, _, _| async move {
-        if rq == 0 { Err(Rude) } else { Ok(()) }
-    });
+    let _converting =
+        PacketConnection::with_handler(b, Config::default(), |rq: Request| async move {
+            if rq.rq_type == 0 { Err(Rude) } else { Ok(()) }
+        })
+        .unwrap();
     let (c, d) = tokio::io::duplex(1 << 16);
-    let _calling = PacketConnection::with_handler(d, Config::default(), |rq, _, _| {
-        assert_ne!(rq, 0, "a handler that panics as it is called");
+    let _calling = PacketConnection::with_handler(d, Config::default(), |rq: Request| {
+        assert_ne!(rq.rq_type, 0, "a handler that panics as it is called");
         async { Ok::<_, Infallible>(()) }
-    });
+    })
+    .unwrap();
     for (name, io) in [("converting", a), ("calling", c)] {
-        let client = PacketConnection::new(io, Config::default());
+        let client = PacketConnection::new(io, Config::default()).unwrap();
         let failed = client.request(0, 0, "").await.unwrap();
         assert_eq!(
             failed,
@@ -400,8 +414,9 @@ async fn the_close_sequence_on_the_wire() {
 #[tokio::test]
 async fn a_tag_is_in_use_while_its_request_runs_or_waits_and_free_once_answered() {
     // One handler: tag 3 sleeps, tag 4 waits for the handler behind it, and a second tag 4
-    // is refused while the first waits. Tag 5 comes twice in the same write after they are
-    // answered: each is answered before the next is read, so neither is refused.
+    // is refused while the first waits. Once they are answered, tag 4 may come again. Tag 5
+    // comes twice in the same write: the first waits for its handler when the second is
+    // read, so the second is refused (as cs refuses it) and the first is still answered.
     let config = Config {
         max_handlers: 1,
         ..Config::default()
@@ -422,34 +437,47 @@ async fn a_tag_is_in_use_while_its_request_runs_or_waits_and_free_once_answered(
         .collect();
     assert_eq!(answered, [(3, Some(true), 0), (4, Some(true), 1)]);
 
+    raw.send(request(4, 0, 3, b"reused")).await.unwrap();
+    let reused = next(&mut raw).await;
+    assert_eq!(
+        (reused.tag(), reused.ok(), reused.flags()),
+        (4, Some(true), 3)
+    );
+
     raw.feed(request(5, 0, 1, b"once")).await.unwrap();
     raw.feed(request(5, 0, 2, b"twice")).await.unwrap();
     SinkExt::<Packet>::flush(&mut raw).await.unwrap();
-    let again: Vec<_> = [next(&mut raw).await, next(&mut raw).await]
-        .iter()
-        .map(|p| (p.tag(), p.ok(), p.flags()))
-        .collect();
-    assert_eq!(again, [(5, Some(true), 1), (5, Some(true), 2)]);
+    let dup = next(&mut raw).await;
+    assert_eq!(
+        (dup.tag(), failure_text(&dup)),
+        (5, &b"channel 0: tag already in use: 5"[..])
+    );
+    let first = next(&mut raw).await;
+    assert_eq!((first.tag(), first.ok(), first.flags()), (5, Some(true), 1));
 }
 
 #[tokio::test]
 async fn requests_queued_before_close_go_out_before_erq_and_none_after() {
     // One thread: the five callers and close() all run before the connection's task, so
-    // their requests are queued when the close command arrives; two of them are made after
-    // close() was called, before the task could act on it.
+    // three requests are queued when close() is called, and two are made after it, before
+    // the task could run: close() takes effect when it is called, so those two are refused
+    // and never reach the wire.
     let (client, mut raw) = raw_peer_of(Config::default(), false);
     let call = |i: u64| {
         let client = client.clone();
         tokio::spawn(async move { client.request(0, i, "q").await })
     };
-    let mut calls: Vec<_> = (0..3).map(call).collect();
+    let calls: Vec<_> = (0..3).map(call).collect();
     let closing = tokio::spawn({
         let client = client.clone();
         async move { client.close().await }
     });
-    calls.extend((3..5).map(call));
+    let late: Vec<_> = (3..5).map(call).collect();
+    for late in late {
+        assert!(matches!(late.await.unwrap(), Err(Error::Closing)));
+    }
     let mut tags = Vec::new();
-    for i in 0..5 {
+    for i in 0..3 {
         let rq = next(&mut raw).await;
         assert_eq!((rq.rq_type(), rq.flags()), (Some(0), i), "{rq}");
         tags.push(rq.tag());
@@ -621,12 +649,13 @@ async fn varint_overflow_closes_the_connection() {
 async fn a_peer_that_floods_refused_requests_without_reading_is_throttled() {
     const FLOOD: u64 = 100_000;
     let config = Config {
-        write_high_water: 4096,
+        max_packet: 4096,
+        max_unsent: 4096,
         ..Config::default()
     };
     // No handler: every request is refused with a 24-byte failure nobody reads.
     let (ours, theirs) = tokio::io::duplex(16 * 1024);
-    let conn = PacketConnection::new(ours, config);
+    let conn = PacketConnection::new(ours, config).unwrap();
     let (_reader, mut writer) = tokio::io::split(theirs);
     let flood = tokio::spawn(async move {
         for tag in 2..FLOOD + 2 {
@@ -713,13 +742,13 @@ async fn timeouts_and_cancellations_make_late_replies_orphans() {
 #[tokio::test]
 async fn requests_beyond_limits_are_refused_locally() {
     let config = Config {
-        max_packet: 64,
+        max_packet: 128,
         ..Config::default()
     };
     let (client, _server) = pair(config, Config::default());
     assert!(matches!(
-        client.request(0, 0, vec![0u8; 64]).await,
-        Err(Error::PacketTooLarge { max: 64, .. })
+        client.request(0, 0, vec![0u8; 128]).await,
+        Err(Error::PacketTooLarge { max: 128, .. })
     ));
     assert!(matches!(
         client.request(u64::MAX, 0, "").await,
@@ -775,8 +804,9 @@ async fn packets_made_in_one_wake_go_out_in_one_write() {
             writes: Arc::clone(&writes),
         },
         Config::default(),
-    );
-    let _server = PacketConnection::with_handler(b, Config::default(), table);
+    )
+    .unwrap();
+    let _server = PacketConnection::with_handler(b, Config::default(), table).unwrap();
     let calls = (0..10u64).map(|i| client.request(0, i, "x"));
     let replies = futures_util::future::join_all(calls).await;
     assert!(replies.iter().all(|r| r.as_ref().is_ok_and(|r| r.ok)));
@@ -816,7 +846,7 @@ async fn large_replies_held_by_the_caller_while_more_arrive_are_all_intact() {
     server.closed().await.expect("clean close");
 }
 
-/// A client's pipeline with a window of `max_in_flight`, and the raw peer it talks to.
+/// A client with the given in-flight bound, a pipeline on it, and the raw peer it talks to.
 fn pipeline_to_raw(max_in_flight: usize) -> (PacketConnection, Pipeline, Raw) {
     let config = Config {
         max_in_flight,
@@ -826,7 +856,7 @@ fn pipeline_to_raw(max_in_flight: usize) -> (PacketConnection, Pipeline, Raw) {
     (client.clone(), client.pipeline(), raw)
 }
 
-/// A `request()` that the raw peer echoes. Once it is answered, the driver has read
+/// A `request()` that the raw peer echoes. Once it is answered, the connection has read
 /// everything the peer sent before it.
 async fn echoed_request(client: &PacketConnection, raw: &mut Raw, flags: u64) -> Response {
     let call = tokio::spawn({
@@ -840,9 +870,9 @@ async fn echoed_request(client: &PacketConnection, raw: &mut Raw, flags: u64) ->
 
 /// Two requests sent through `pipeline` and flushed, as the raw peer reads them.
 async fn two_sent(pipeline: &mut Pipeline, raw: &mut Raw) -> (Packet, Packet) {
-    pipeline.send(0, 1, "a").unwrap();
-    pipeline.send(0, 2, "b").unwrap();
-    pipeline.flush().unwrap();
+    pipeline.send(0, 1, "a").await.unwrap();
+    pipeline.send(0, 2, "b").await.unwrap();
+    pipeline.flush();
     (next(raw).await, next(raw).await)
 }
 
@@ -858,27 +888,28 @@ fn echo_of(packet: &Packet) -> Packet {
     .unwrap()
 }
 
+/// The next outcome of `pipeline`, which must be a response.
+async fn recv_ok(pipeline: &mut Pipeline) -> (u64, Response) {
+    let (tag, outcome) = tokio::time::timeout(Duration::from_secs(5), pipeline.recv())
+        .await
+        .expect("an outcome in time")
+        .expect("a request waits");
+    (tag, outcome.expect("a response"))
+}
+
 #[tokio::test]
-async fn a_pipeline_keeps_its_window_and_takes_responses_in_the_order_they_come() {
-    let (client, mut pipeline, mut raw) = pipeline_to_raw(3);
-    let tags: Vec<u64> = (0..3)
-        .map(|flags| pipeline.send(0, flags, "p").unwrap())
-        .collect();
-    assert!(matches!(
-        pipeline.send(0, 3, "p"),
-        Err(Error::PipelineFull { max: 3 })
-    ));
-    // A request() beside it takes a tag no pipeline request has.
+async fn a_pipeline_shares_the_in_flight_bound_and_takes_outcomes_in_the_order_they_come() {
+    let (client, mut pipeline, mut raw) = pipeline_to_raw(4);
+    let mut tags = Vec::new();
+    for flags in 0..3 {
+        tags.push(pipeline.send(0, flags, "p").await.unwrap());
+    }
+    // A request() beside it takes the fourth place and a tag no pipeline request has. The
+    // pipeline's requests were queued first, so they go out first, with it.
     let call = tokio::spawn({
         let client = client.clone();
         async move { client.request(0, 7, "r").await }
     });
-    let first = next(&mut raw).await;
-    assert!(
-        !tags.contains(&first.tag()),
-        "{first} reuses a pipeline tag"
-    );
-    pipeline.flush().unwrap();
     let sent: Vec<Packet> = [
         next(&mut raw).await,
         next(&mut raw).await,
@@ -886,31 +917,36 @@ async fn a_pipeline_keeps_its_window_and_takes_responses_in_the_order_they_come(
     ]
     .into();
     assert_eq!(sent.iter().map(Packet::tag).collect::<Vec<_>>(), tags);
-    // Answered out of order, with request()'s reply in between.
-    raw.send(echo_of(&sent[2])).await.unwrap();
-    raw.send(echo_of(&first)).await.unwrap();
-    raw.send(echo_of(&sent[0])).await.unwrap();
-    assert_eq!(call.await.unwrap().unwrap(), resp(true, 7, b"r"));
-    let got = pipeline.recv().await.unwrap().unwrap();
-    assert_eq!(got, (tags[2], resp(true, 2, b"p")));
-    // One is answered: one more fits.
-    let fourth = pipeline.send(0, 3, "p").unwrap();
-    assert_eq!(
-        pipeline.recv().await.unwrap().unwrap(),
-        (tags[0], resp(true, 0, b"p"))
+    let first = next(&mut raw).await;
+    assert_eq!(first.flags(), 7);
+    assert!(
+        !tags.contains(&first.tag()),
+        "{first} reuses a pipeline tag"
     );
+    // The bound is full: the pipeline's next send waits.
+    let mut fourth = Box::pin(pipeline.send(0, 3, "p"));
+    assert!(futures_util::poll!(fourth.as_mut()).is_pending());
+    // request()'s response frees a place: the fourth goes.
+    raw.send(echo_of(&first)).await.unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), resp(true, 7, b"r"));
+    let fourth = fourth.await.unwrap();
+    // Answered out of order.
+    raw.send(echo_of(&sent[2])).await.unwrap();
+    raw.send(echo_of(&sent[0])).await.unwrap();
+    assert_eq!(recv_ok(&mut pipeline).await, (tags[2], resp(true, 2, b"p")));
+    assert_eq!(recv_ok(&mut pipeline).await, (tags[0], resp(true, 0, b"p")));
     assert_eq!(pipeline.in_flight(), 2);
     // The fourth goes out at the latest when recv has to wait.
-    let (got, sent4) = tokio::join!(pipeline.recv(), async {
+    let (got, sent4) = tokio::join!(recv_ok(&mut pipeline), async {
         let sent4 = next(&mut raw).await;
         raw.send(echo_of(&sent4)).await.unwrap();
         sent4
     });
     assert_eq!(sent4.tag(), fourth);
-    assert_eq!(got.unwrap().unwrap(), (fourth, resp(true, 3, b"p")));
+    assert_eq!(got, (fourth, resp(true, 3, b"p")));
     raw.send(echo_of(&sent[1])).await.unwrap();
-    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, tags[1]);
-    assert_eq!(pipeline.recv().await.unwrap(), None, "nothing waits");
+    assert_eq!(recv_ok(&mut pipeline).await.0, tags[1]);
+    assert!(pipeline.recv().await.is_none(), "nothing waits");
     assert_eq!(client.stats().orphans, 0);
 }
 
@@ -918,20 +954,20 @@ async fn a_pipeline_keeps_its_window_and_takes_responses_in_the_order_they_come(
 async fn a_pipeline_echoes_thousands_through_a_strata_server() {
     let (client, server) = pair(Config::default(), Config::default());
     let mut pipeline = client.pipeline();
-    // More than a block of tags (1024), so blocks are taken and retired as it goes.
     const N: u64 = 5000;
     let (mut sent, mut flags_of) = (0, std::collections::HashMap::new());
     let mut got = 0;
     while got < N {
         while sent < N && pipeline.in_flight() < 64 {
-            let tag = pipeline.send(0, sent, sent.to_be_bytes().to_vec()).unwrap();
+            let payload = sent.to_be_bytes().to_vec();
+            let tag = pipeline.send(0, sent, payload).await.unwrap();
             assert!(
                 flags_of.insert(tag, sent).is_none(),
                 "tag {tag} issued twice"
             );
             sent += 1;
         }
-        let (tag, response) = pipeline.recv().await.unwrap().expect("requests wait");
+        let (tag, response) = recv_ok(&mut pipeline).await;
         let flags = flags_of.remove(&tag).expect("a tag we sent, answered once");
         let echo = Response {
             ok: true,
@@ -942,7 +978,7 @@ async fn a_pipeline_echoes_thousands_through_a_strata_server() {
         got += 1;
     }
     assert!(flags_of.is_empty());
-    assert_eq!(pipeline.recv().await.unwrap(), None);
+    assert!(pipeline.recv().await.is_none());
     assert_eq!(client.stats().requests_sent, N);
     assert_eq!(server.stats().requests_served, N);
     drop(pipeline);
@@ -950,48 +986,81 @@ async fn a_pipeline_echoes_thousands_through_a_strata_server() {
     server.closed().await.expect("clean close");
 }
 
+/// A stray and a duplicate for each way of sending: each counted as an orphan, none
+/// delivered twice, none taking the place of a legitimate response.
 #[tokio::test]
-async fn duplicate_responses_and_those_to_a_dropped_pipeline_are_orphans() {
+async fn duplicate_and_stray_responses_are_orphans_on_every_client_path() {
+    let (client, mut pipeline, mut raw) = pipeline_to_raw(Config::default().max_in_flight);
+    // request(): a duplicate arrives before the response is taken.
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 1, "r").await }
+    });
+    let r = next(&mut raw).await;
+    raw.feed(echo_of(&r)).await.unwrap();
+    raw.feed(Packet::response(0, r.tag(), false, 9, Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    // submit(): a stray on the wrong channel first, then its response, then a duplicate.
+    let submitted = client.submit(0, 2, "s").await.unwrap();
+    let s = next(&mut raw).await;
+    assert_eq!(s.tag(), submitted.tag());
+    raw.feed(Packet::response(3, s.tag(), true, 9, Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    raw.feed(echo_of(&s)).await.unwrap();
+    raw.feed(echo_of(&s)).await.unwrap();
+    // The pipeline: its response twice, and one for a tag nobody sent.
+    pipeline.send(0, 3, "p").await.unwrap();
+    pipeline.flush();
+    let p = next(&mut raw).await;
+    raw.feed(echo_of(&p)).await.unwrap();
+    raw.feed(echo_of(&p)).await.unwrap();
+    raw.feed(Packet::response(0, 1 << 40, true, 9, Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), resp(true, 1, b"r"));
+    assert_eq!(submitted.await.unwrap(), resp(true, 2, b"s"));
+    assert_eq!(recv_ok(&mut pipeline).await, (p.tag(), resp(true, 3, b"p")));
+    echoed_request(&client, &mut raw, 4).await;
+    assert!(
+        pipeline.recv().await.is_none(),
+        "the duplicate was no outcome"
+    );
+    assert_eq!(client.stats().orphans, 5);
+}
+
+#[tokio::test]
+async fn a_dropped_pipeline_cancels_its_requests_and_their_responses_are_orphans() {
     let (client, mut pipeline, mut raw) = pipeline_to_raw(Config::default().max_in_flight);
     let (a, b) = two_sent(&mut pipeline, &mut raw).await;
-    raw.send(echo_of(&a)).await.unwrap();
+    drop(pipeline);
     raw.send(echo_of(&a)).await.unwrap();
     raw.send(echo_of(&b)).await.unwrap();
-    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, a.tag());
-    assert_eq!(
-        pipeline.recv().await.unwrap().unwrap().0,
-        b.tag(),
-        "the duplicate is skipped"
-    );
-    assert_eq!(client.stats().orphans, 1);
-    // A dropped pipeline's late response is the driver's orphan; the link goes on.
-    pipeline.send(0, 3, "c").unwrap();
-    pipeline.flush().unwrap();
-    let c = next(&mut raw).await;
-    drop(pipeline);
-    raw.send(echo_of(&c)).await.unwrap();
-    assert_eq!(
-        echoed_request(&client, &mut raw, 4).await,
-        resp(true, 4, b"sync")
-    );
+    echoed_request(&client, &mut raw, 4).await;
     assert_eq!(client.stats().orphans, 2);
 }
 
 #[tokio::test]
-async fn a_pipeline_gets_what_came_before_the_link_ended_then_the_error_at_once() {
+async fn when_the_link_ends_a_pipeline_gets_what_came_then_each_request_its_error() {
     let (_client, mut pipeline, mut raw) = pipeline_to_raw(Config::default().max_in_flight);
-    let (a, _) = two_sent(&mut pipeline, &mut raw).await;
+    let (a, b) = two_sent(&mut pipeline, &mut raw).await;
     raw.send(echo_of(&a)).await.unwrap();
     raw.send(Packet::EOF).await.unwrap();
-    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, a.tag());
-    for _ in 0..2 {
-        let end = tokio::time::timeout(Duration::from_secs(5), pipeline.recv())
-            .await
-            .expect("no hang");
-        assert!(matches!(end, Err(Error::Closed(Ended::PeerEof))), "{end:?}");
-    }
+    assert_eq!(recv_ok(&mut pipeline).await.0, a.tag());
+    let (tag, outcome) = tokio::time::timeout(Duration::from_secs(5), pipeline.recv())
+        .await
+        .expect("no hang")
+        .expect("b's outcome");
+    assert_eq!(tag, b.tag());
+    assert!(
+        matches!(outcome, Err(Error::Closed(Ended::PeerEof))),
+        "{outcome:?}"
+    );
+    assert!(pipeline.recv().await.is_none());
     assert!(matches!(
-        pipeline.send(0, 3, "c"),
+        pipeline.send(0, 3, "c").await,
         Err(Error::Closed(_) | Error::Closing)
     ));
 }
@@ -1002,60 +1071,296 @@ async fn a_pipeline_made_after_the_link_ended_fails_at_once() {
     drop(raw);
     let _ = client.closed().await;
     let mut pipeline = client.pipeline();
-    assert!(pipeline.send(0, 0, "late").is_err());
-    assert_eq!(pipeline.recv().await.unwrap(), None, "nothing was sent");
+    assert!(pipeline.send(0, 0, "late").await.is_err());
+    assert!(pipeline.recv().await.is_none(), "nothing was sent");
 }
 
 #[tokio::test]
-async fn requests_not_flushed_before_erq_are_dropped_unsent() {
+async fn a_pipelines_requests_sent_before_close_go_out_before_erq() {
     let (client, mut pipeline, mut raw) = pipeline_to_raw(Config::default().max_in_flight);
-    pipeline.send(0, 1, "never").unwrap();
+    let tag = pipeline.send(0, 1, "before").await.unwrap();
     let closing = tokio::spawn({
         let client = client.clone();
         async move { client.close().await }
     });
+    let sent = next(&mut raw).await;
+    assert_eq!(sent.tag(), tag);
     assert!(next(&mut raw).await.is_erq());
-    assert!(matches!(pipeline.flush(), Err(Error::Closing)));
-    assert_eq!(pipeline.in_flight(), 0);
-    assert_eq!(pipeline.recv().await.unwrap(), None);
+    assert!(matches!(
+        pipeline.send(0, 2, "after").await,
+        Err(Error::Closing)
+    ));
+    raw.send(echo_of(&sent)).await.unwrap();
+    assert_eq!(recv_ok(&mut pipeline).await.0, tag);
+    drop(pipeline);
     raw.send(Packet::EOF).await.unwrap();
     assert!(
-        rest(&mut raw).await.iter().all(|p| p.is_eof()),
+        rest(&mut raw).await.iter().all(Packet::is_eof),
         "nothing after ERQ but EOF"
     );
     closing.await.unwrap().unwrap();
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_pipeline_times_out_waiting_and_its_requests_still_wait() {
+async fn a_timeout_frees_the_place_on_every_path_and_late_replies_are_orphans() {
     let config = Config {
         request_timeout: Some(Duration::from_millis(50)),
+        max_in_flight: 1,
         ..Config::default()
     };
     let (client, mut raw) = raw_peer_of(config, false);
     let mut pipeline = client.pipeline();
-    let tag = pipeline.send(0, 1, "slow").unwrap();
-    assert!(matches!(pipeline.recv().await, Err(Error::Timeout(_))));
-    assert_eq!(pipeline.in_flight(), 1);
+    let tag = pipeline.send(0, 1, "slow").await.unwrap();
+    let (got, outcome) = pipeline.recv().await.unwrap();
+    assert_eq!(got, tag);
+    assert!(matches!(outcome, Err(Error::Timeout(_))));
+    assert_eq!(pipeline.in_flight(), 0, "the place is free");
+    let call = client.submit(0, 2, "slow too").await.unwrap();
+    assert!(matches!(call.await, Err(Error::Timeout(_))));
+    assert!(matches!(
+        client.request(0, 3, "and this").await,
+        Err(Error::Timeout(_))
+    ));
+    // The three late replies.
+    for _ in 0..3 {
+        let sent = next(&mut raw).await;
+        raw.send(echo_of(&sent)).await.unwrap();
+    }
+    let sync = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 4, "sync").await }
+    });
     let sent = next(&mut raw).await;
     raw.send(echo_of(&sent)).await.unwrap();
-    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, tag);
+    assert_eq!(sync.await.unwrap().unwrap(), resp(true, 4, b"sync"));
+    let stats = client.stats();
+    assert_eq!((stats.timeouts, stats.orphans), (3, 3));
 }
 
 #[tokio::test]
-async fn a_flood_of_duplicates_to_a_pipeline_is_dropped_beyond_its_window() {
-    let (client, mut pipeline, mut raw) = pipeline_to_raw(2);
-    let tag = pipeline.send(0, 1, "once").unwrap();
-    pipeline.flush().unwrap();
+async fn submit_sends_at_once_and_its_call_is_awaited_later_or_cancelled() {
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let call = client.submit(4, 1, "now").await.unwrap();
+    // On the wire before anyone awaits the call.
     let sent = next(&mut raw).await;
-    for _ in 0..10 {
-        raw.send(echo_of(&sent)).await.unwrap();
+    assert_eq!((sent.tag(), sent.rq_type()), (call.tag(), Some(4)));
+    let dropped = client.submit(4, 2, "never awaited").await.unwrap();
+    let gone = next(&mut raw).await;
+    drop(dropped);
+    raw.send(echo_of(&gone)).await.unwrap();
+    raw.send(echo_of(&sent)).await.unwrap();
+    // Awaited from another task, after the responses came.
+    let answered = tokio::spawn(call).await.unwrap();
+    assert_eq!(answered.unwrap(), resp(true, 1, b"now"));
+    assert_eq!(client.stats().orphans, 1, "the cancelled call's response");
+}
+
+#[tokio::test]
+async fn a_handler_knows_the_channel_and_tag_of_its_request() {
+    let on = Config {
+        channels: true,
+        ..Config::default()
+    };
+    let (_server, mut raw) = raw_peer_of(on, true);
+    raw.send(Packet::request(300, 77, 12, 0, Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    let reply = next(&mut raw).await;
+    assert_eq!((reply.channel(), reply.tag()), (300, 77));
+    assert_eq!(reply.payload(), &Bytes::from_static(b"300/77"));
+}
+
+#[tokio::test]
+async fn peer_eof_tells_when_the_peer_is_done() {
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.peer_eof().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    raw.send(Packet::EOF).await.unwrap();
+    let why = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("notified")
+        .unwrap();
+    assert!(matches!(why, Ended::PeerEof));
+    // Asked afterwards, it answers at once.
+    assert!(matches!(client.peer_eof().await, Ended::PeerEof));
+}
+
+#[tokio::test]
+async fn abort_cuts_at_once() {
+    let (client, mut raw) = raw_peer_of(Config::default(), false);
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.request(0, 0, "q").await }
+    });
+    next(&mut raw).await;
+    client.abort();
+    assert!(matches!(
+        call.await.unwrap(),
+        Err(Error::Closed(Ended::Aborted))
+    ));
+    assert!(matches!(client.closed().await, Err(Error::Aborted)));
+    // The stream is dropped with nothing more written: no ERQ, no EOF.
+    assert!(rest(&mut raw).await.is_empty());
+    assert!(matches!(
+        client.request(0, 1, "after").await,
+        Err(Error::Closed(Ended::Aborted))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_against_a_peer_that_never_reads_ends_by_its_deadline() {
+    let config = Config {
+        close_timeout: Duration::from_secs(3),
+        ..Config::default()
+    };
+    // A pipe of 1 KiB that the peer never reads: 64 KiB of requests cannot all be written.
+    let (ours, theirs) = tokio::io::duplex(1024);
+    let client = PacketConnection::new(ours, config).unwrap();
+    let calls: Vec<_> = (0..4)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.request(0, i, vec![0u8; 16 * 1024]).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let started = tokio::time::Instant::now();
+    assert!(matches!(client.close().await, Err(Error::CloseTimeout(_))));
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    for call in calls {
+        assert!(matches!(call.await.unwrap(), Err(Error::Closed(_))));
     }
-    // A request() round trip after them: by its answer, the driver has read all ten.
+    drop(theirs);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_against_a_handler_that_never_finishes_ends_by_its_deadline() {
+    let config = Config {
+        close_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let (server, mut raw) = raw_peer_of(config, true);
+    // rq 11 never finishes; the echo after it is answered, so the server has read both.
+    raw.send(request(2, 11, 0, b"")).await.unwrap();
+    raw.send(request(3, 0, 0, b"sync")).await.unwrap();
+    assert_eq!(next(&mut raw).await.tag(), 3);
+    raw.send(Packet::EOF).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let closed = server.close().await;
+    assert!(matches!(closed, Err(Error::CloseTimeout(_))), "{closed:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    // Cut: ERQ went out as the close began; the handler's reply never came, nor EOF.
+    let after = rest(&mut raw).await;
+    assert!(after.len() == 1 && after[0].is_erq(), "{after:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_every_handle_closes_within_the_deadline() {
+    let config = Config {
+        close_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let (client, mut raw) = raw_peer_of(config, false);
+    let pipeline = client.pipeline();
+    drop(client);
+    tokio::task::yield_now().await;
+    // A pipeline is a handle: nothing yet.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), raw.next())
+            .await
+            .is_err()
+    );
+    drop(pipeline);
+    let started = tokio::time::Instant::now();
+    assert!(next(&mut raw).await.is_erq());
+    assert!(next(&mut raw).await.is_eof());
+    // The peer never sends its EOF: the stream is dropped at the deadline.
+    assert!(rest(&mut raw).await.is_empty());
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_request_after_our_eof_is_never_handed_to_a_handler() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let server = PacketConnection::with_handler(ours, Config::default(), {
+        let calls = Arc::clone(&calls);
+        move |_: Request| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(()) }
+        }
+    })
+    .unwrap();
+    let mut raw = Framed::new(theirs, PacketCodec::default());
+    let closing = tokio::spawn({
+        let server = server.clone();
+        async move { server.close().await }
+    });
+    assert!(next(&mut raw).await.is_erq());
+    assert!(next(&mut raw).await.is_eof());
+    raw.send(request(2, 0, 0, b"late")).await.unwrap();
+    raw.send(Packet::EOF).await.unwrap();
+    closing.await.unwrap().unwrap();
+    assert!(rest(&mut raw).await.is_empty(), "no answer, no refusal");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(server.stats().requests_refused, 1);
+}
+
+#[tokio::test]
+async fn a_config_that_cannot_work_is_refused_at_construction_naming_the_field() {
+    for (config, named) in [
+        (
+            Config {
+                max_handlers: 0,
+                ..Config::default()
+            },
+            "max_handlers",
+        ),
+        (
+            Config {
+                max_received: 0,
+                ..Config::default()
+            },
+            "max_received",
+        ),
+        (
+            Config {
+                max_unsent: 1,
+                ..Config::default()
+            },
+            "max_unsent",
+        ),
+        (
+            Config {
+                max_in_flight: 0,
+                ..Config::default()
+            },
+            "max_in_flight",
+        ),
+    ] {
+        let (a, _b) = tokio::io::duplex(64);
+        match PacketConnection::with_handler(a, config, table) {
+            Err(Error::Config { field, .. }) => assert_eq!(field, named),
+            other => panic!("{named}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_duplicate_responses_costs_nothing_but_orphans() {
+    let (client, mut pipeline, mut raw) = pipeline_to_raw(2);
+    let tag = pipeline.send(0, 1, "once").await.unwrap();
+    pipeline.flush();
+    let sent = next(&mut raw).await;
+    for _ in 0..1000 {
+        raw.feed(echo_of(&sent)).await.unwrap();
+    }
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
     echoed_request(&client, &mut raw, 2).await;
-    // The pipeline keeps at most its window (2) of them; the driver counted the rest.
-    assert_eq!(client.stats().orphans, 8);
-    assert_eq!(pipeline.recv().await.unwrap().unwrap().0, tag);
-    assert_eq!(pipeline.recv().await.unwrap(), None);
-    assert_eq!(client.stats().orphans, 9);
+    assert_eq!(client.stats().orphans, 999);
+    assert_eq!(recv_ok(&mut pipeline).await.0, tag);
+    assert!(pipeline.recv().await.is_none());
 }

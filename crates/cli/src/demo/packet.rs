@@ -38,7 +38,8 @@ async fn exchange(total: u64, tls: Option<(TlsClient, TlsServer)>) -> Result<Rep
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let stack = stack(stream, server_tls).await.map_err(|e| e.to_string())?;
-        let conn = PacketConnection::with_handler(stack, Config::default(), table);
+        let conn = PacketConnection::with_handler(stack, Config::default(), table)
+            .map_err(|e| e.to_string())?;
         let ended = conn.closed().await;
         Ok::<_, String>((ended, conn.stats()))
     });
@@ -57,7 +58,9 @@ async fn exchange(total: u64, tls: Option<(TlsClient, TlsServer)>) -> Result<Rep
         ),
         None => "over TCP".to_owned(),
     };
-    let client = Arc::new(PacketConnection::new(stack, Config::default()));
+    let client = Arc::new(
+        PacketConnection::new(stack, Config::default()).map_err(|e| format!("no client: {e}"))?,
+    );
 
     let call = |i: u64| {
         let client = Arc::clone(&client);

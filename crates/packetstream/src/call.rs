@@ -1,0 +1,152 @@
+//! [`Call`]: one request of this side, from waiting for room to its outcome. Both
+//! [`request`](crate::PacketConnection::request) and
+//! [`submit`](crate::PacketConnection::submit) are one.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::in_flight::Owner;
+use crate::shared::Shared;
+use crate::{Ended, Error, Packet, Response};
+
+enum Stage {
+    /// Waiting for room; `ticket` keeps its place in line once it has one.
+    Unsent {
+        packet: Option<Packet>,
+        ticket: Option<u64>,
+    },
+    /// Sent with this tag; its outcome is on its way.
+    Sent(u64),
+    Done,
+}
+
+/// A request on its way, over a handle to the connection: `Arc<Shared>` for an owned
+/// [`Call`], `&Shared` for `request()`'s future (no reference count touched).
+pub(crate) struct Exchange<S: Deref<Target = Shared>> {
+    shared: S,
+    stage: Stage,
+    /// The tag, once sent.
+    tag: u64,
+}
+
+impl<S: Deref<Target = Shared>> Exchange<S> {
+    pub fn new(shared: S, packet: Packet) -> Self {
+        Exchange {
+            shared,
+            stage: Stage::Unsent {
+                packet: Some(packet),
+                ticket: None,
+            },
+            tag: 0,
+        }
+    }
+
+    /// Sends the request once there is room; then, with the same lock, asks for its outcome
+    /// (with `and_wait`), so that a request costs two passes through the lock, not three.
+    fn poll_stage(&mut self, cx: &mut Context<'_>, and_wait: bool) -> Poll<Result<(), Error>> {
+        let mut state = self.shared.lock();
+        if let Stage::Unsent { packet, ticket } = &mut self.stage {
+            match state
+                .session
+                .submit(packet, Owner::Call, ticket, cx.waker())
+            {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    self.stage = Stage::Done;
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Ready(Ok(tag)) => {
+                    state.wake_driver();
+                    self.stage = Stage::Sent(tag);
+                    self.tag = tag;
+                    if !and_wait {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends the request once there is room.
+    pub fn poll_sent(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_stage(cx, false)
+    }
+
+    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Result<Response, Error>> {
+        if let Stage::Unsent { .. } = self.stage {
+            if let Err(e) = std::task::ready!(self.poll_stage(cx, true)) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        let Stage::Sent(tag) = self.stage else {
+            // Polled after it resolved.
+            return Poll::Ready(Err(Error::Closed(Ended::Local)));
+        };
+        match self.shared.lock().session.poll_call(tag, cx.waker()) {
+            Some(outcome) => {
+                self.stage = Stage::Done;
+                Poll::Ready(outcome)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<S: Deref<Target = Shared> + Unpin> Future for Exchange<S> {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_outcome(cx)
+    }
+}
+
+impl<S: Deref<Target = Shared>> Drop for Exchange<S> {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Unsent {
+                ticket: Some(ticket),
+                ..
+            } => self.shared.lock().session.forget_ticket(Some(ticket)),
+            Stage::Sent(tag) => self.shared.lock().session.cancel(tag),
+            Stage::Unsent { ticket: None, .. } | Stage::Done => {}
+        }
+    }
+}
+
+/// A request sent by [`submit`](crate::PacketConnection::submit): await it for its
+/// [`Response`], as cs.packetstream's `submit` returns a result to call.
+///
+/// It owns a handle on the connection's shared state, so it can be moved to another task,
+/// stored, or awaited long after the call that sent it; it does not keep the connection open
+/// (when the connection closes, it resolves with the response if the peer sent it before its
+/// EOF, and fails otherwise). Dropping it cancels the request locally: its place in
+/// [`Config::max_in_flight`](crate::Config::max_in_flight) is free at once, and a response
+/// that still comes is counted as an orphan.
+#[must_use = "a Call that is dropped cancels its request"]
+pub struct Call(pub(crate) Exchange<Arc<Shared>>);
+
+impl Call {
+    /// The tag the request went out with.
+    pub fn tag(&self) -> u64 {
+        self.0.tag
+    }
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call").field("tag", &self.tag()).finish()
+    }
+}
+
+impl Future for Call {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_outcome(cx)
+    }
+}

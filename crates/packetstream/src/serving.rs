@@ -1,0 +1,217 @@
+//! The peer's requests: cs.packetstream's checks with its exact failure texts, in its order,
+//! the queue of requests waiting for a handler, and what they hold. No I/O, no clock.
+
+use std::collections::{HashSet, VecDeque};
+
+use bytes::Bytes;
+use foldhash::fast::RandomState;
+
+use crate::Request;
+
+/// How many requests' room the queue and the set of tags keep while idle: 64 in-flight
+/// requests' worth, about 3 KiB.
+const KEEP: usize = 64;
+
+/// A request handed to a handler: what the session needs back when the handler is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Job {
+    pub channel: u64,
+    pub tag: u64,
+    /// What it counts against [`Config::max_received`](crate::Config::max_received).
+    pub charge: usize,
+}
+
+/// The peer's requests held by this side: waiting for a handler or in one.
+pub(crate) struct Serving {
+    handler: bool,
+    channels: bool,
+    /// False once the peer sent ERQ.
+    requests_allowed: bool,
+    /// The tags of the requests held, by (channel, tag): a request naming one of them is
+    /// refused. The peer picks the tags, so the hash is seeded (foldhash's random state).
+    held: HashSet<(u64, u64), RandomState>,
+    queue: VecDeque<(Job, Request)>,
+    running: usize,
+    /// Bytes held, each request counted as its packet's length plus `REQUEST_COST`.
+    received: usize,
+    max_received: usize,
+    max_handlers: usize,
+}
+
+impl Serving {
+    pub fn new(handler: bool, channels: bool, max_received: usize, max_handlers: usize) -> Self {
+        Serving {
+            handler,
+            channels,
+            requests_allowed: true,
+            held: HashSet::default(),
+            queue: VecDeque::new(),
+            running: 0,
+            received: 0,
+            max_received,
+            max_handlers,
+        }
+    }
+
+    /// The peer sent ERQ: it sends no more requests, and one that comes anyway is refused.
+    pub fn peer_erq(&mut self) {
+        self.requests_allowed = false;
+    }
+
+    /// cs's checks on a request, in cs's order: `Err` with the text of the refusal.
+    pub fn check(&self, channel: u64, tag: u64) -> Result<(), Bytes> {
+        if !self.handler {
+            return Err(Bytes::from_static(b"no request handler"));
+        }
+        if !self.requests_allowed {
+            return Err(Bytes::from_static(b"requests no longer allowed"));
+        }
+        if channel != 0 && !self.channels {
+            // cs never fills in its format string.
+            return Err(Bytes::from_static(b"unknown channel %d"));
+        }
+        if self.held.contains(&(channel, tag)) {
+            return Err(format!("channel {channel}: tag already in use: {tag}").into());
+        }
+        Ok(())
+    }
+
+    /// Whether a request counted as `charge` bytes fits in what may be held. One always fits
+    /// when nothing is held, so that a budget of exactly one packet works.
+    pub fn fits(&self, charge: usize) -> bool {
+        self.received == 0 || self.received + charge <= self.max_received
+    }
+
+    /// Takes a request that passed [`check`](Self::check): it waits for a handler, and its
+    /// tag is in use until it is answered.
+    pub fn admit(&mut self, request: Request, charge: usize) {
+        self.held.insert((request.channel, request.tag));
+        self.received += charge;
+        let job = Job {
+            channel: request.channel,
+            tag: request.tag,
+            charge,
+        };
+        self.queue.push_back((job, request));
+    }
+
+    /// The next request for a handler, if one may start now.
+    pub fn start(&mut self) -> Option<(Job, Request)> {
+        if self.running >= self.max_handlers {
+            return None;
+        }
+        let next = self.queue.pop_front()?;
+        self.running += 1;
+        Some(next)
+    }
+
+    /// The handler of `job` is done: its tag may come again, and its bytes are free.
+    pub fn finished(&mut self, job: Job) {
+        self.running -= 1;
+        self.held.remove(&(job.channel, job.tag));
+        self.received -= job.charge;
+    }
+
+    /// No request waits for a handler or is in one.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.running == 0
+    }
+
+    /// Bytes held now.
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    /// Gives the memory of the empty queue and set back, when they grew beyond what a busy
+    /// connection keeps using (so that one is not made anew at every pause).
+    pub fn release_idle(&mut self) {
+        if self.is_idle() {
+            if self.held.capacity() > KEEP {
+                self.held = HashSet::default();
+            }
+            if self.queue.capacity() > KEEP {
+                self.queue = VecDeque::new();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(channel: u64, tag: u64) -> Request {
+        Request {
+            channel,
+            tag,
+            rq_type: 0,
+            flags: 0,
+            payload: Bytes::from_static(b"q"),
+        }
+    }
+
+    fn refusal(s: &Serving, channel: u64, tag: u64) -> Bytes {
+        s.check(channel, tag).unwrap_err()
+    }
+
+    #[test]
+    fn without_a_handler_every_request_is_refused_first() {
+        let mut s = Serving::new(false, false, 1 << 20, 4);
+        s.peer_erq();
+        assert_eq!(refusal(&s, 5, 2), "no request handler");
+    }
+
+    #[test]
+    fn after_erq_requests_are_refused() {
+        let mut s = Serving::new(true, false, 1 << 20, 4);
+        s.check(0, 2).unwrap();
+        s.peer_erq();
+        assert_eq!(refusal(&s, 0, 2), "requests no longer allowed");
+    }
+
+    #[test]
+    fn unknown_channels_get_cs_literal_text() {
+        let s = Serving::new(true, false, 1 << 20, 4);
+        assert_eq!(refusal(&s, 5, 7), "unknown channel %d");
+        Serving::new(true, true, 1 << 20, 4).check(5, 7).unwrap();
+    }
+
+    #[test]
+    fn a_tag_held_is_refused_until_its_handler_is_done() {
+        let mut s = Serving::new(true, false, 1 << 20, 1);
+        s.admit(request(0, 9), 200);
+        assert_eq!(refusal(&s, 0, 9), "channel 0: tag already in use: 9");
+        s.check(1, 9).unwrap_err(); // channels off
+        let (job, rq) = s.start().unwrap();
+        assert_eq!((job.tag, rq.tag), (9, 9));
+        assert_eq!(refusal(&s, 0, 9), "channel 0: tag already in use: 9");
+        s.finished(job);
+        s.check(0, 9).unwrap();
+        assert_eq!(s.received(), 0);
+        assert!(s.is_idle());
+    }
+
+    #[test]
+    fn handlers_start_up_to_the_limit_in_arrival_order() {
+        let mut s = Serving::new(true, false, 1 << 20, 2);
+        for tag in 2..6 {
+            s.admit(request(0, tag), 10);
+        }
+        let a = s.start().unwrap().0;
+        let b = s.start().unwrap().0;
+        assert_eq!((a.tag, b.tag), (2, 3));
+        assert!(s.start().is_none(), "two handlers at most");
+        s.finished(b);
+        assert_eq!(s.start().unwrap().0.tag, 4);
+        assert_eq!(s.received(), 30);
+    }
+
+    #[test]
+    fn the_received_budget_takes_one_request_when_empty_and_stops_at_its_limit() {
+        let mut s = Serving::new(true, false, 1000, 4);
+        assert!(s.fits(5000), "one always fits into an empty budget");
+        s.admit(request(0, 2), 600);
+        assert!(s.fits(400));
+        assert!(!s.fits(401));
+    }
+}
