@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::in_flight::Owner;
+use crate::session::Outgoing;
 use crate::shared::Shared;
-use crate::{Ended, Error, Packet, Response};
+use crate::{Ended, Error, Response};
 
 enum Stage {
     /// Waiting for room; `ticket` keeps its place in line once it has one.
     Unsent {
-        packet: Option<Packet>,
+        request: Option<Outgoing>,
         ticket: Option<u64>,
     },
     /// Sent with this tag; its outcome is on its way.
@@ -34,11 +35,11 @@ pub(crate) struct Exchange<S: Deref<Target = Shared>> {
 }
 
 impl<S: Deref<Target = Shared>> Exchange<S> {
-    pub fn new(shared: S, packet: Packet) -> Self {
+    pub fn new(shared: S, request: Outgoing) -> Self {
         Exchange {
             shared,
             stage: Stage::Unsent {
-                packet: Some(packet),
+                request: Some(request),
                 ticket: None,
             },
             tag: 0,
@@ -49,10 +50,10 @@ impl<S: Deref<Target = Shared>> Exchange<S> {
     /// (with `and_wait`), so that a request costs two passes through the lock, not three.
     fn poll_stage(&mut self, cx: &mut Context<'_>, and_wait: bool) -> Poll<Result<(), Error>> {
         let mut state = self.shared.lock();
-        if let Stage::Unsent { packet, ticket } = &mut self.stage {
+        if let Stage::Unsent { request, ticket } = &mut self.stage {
             match state
                 .session
-                .submit(packet, Owner::Call, ticket, cx.waker())
+                .submit(request, Owner::Call, ticket, cx.waker())
             {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => {

@@ -54,22 +54,28 @@ pub(crate) enum Frame {
     Need(usize),
 }
 
-/// The head of the frame at the front of a buffer: how long its prefix and body are, and
-/// whether it is a request, once that much of the body has come.
+/// The head of the frame at the front of a buffer: how long its prefix and body are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Head {
     /// The length prefix's bytes.
     pub prefix: usize,
     /// The body's length, checked against `max_packet`.
     pub body: usize,
-    /// The flagsword's request bit; `None` until the tag and flagsword have come.
-    pub request: Option<bool>,
 }
 
 impl Head {
     /// The whole frame's length.
     pub fn len(&self) -> usize {
         self.prefix + self.body
+    }
+
+    /// The flagsword's request bit of the frame at the front of `src`; `None` until its tag
+    /// and flagsword have come.
+    pub fn is_request(&self, src: &[u8]) -> Option<bool> {
+        let start = src.get(self.prefix..src.len().min(self.len()))?;
+        let (_, tag_len) = bsuint::get(start).ok()??;
+        let (flagsword, _) = bsuint::get(start.get(tag_len..)?).ok()??;
+        Some(flagsword & 0b10 != 0)
     }
 }
 
@@ -81,8 +87,10 @@ impl PacketCodec {
     /// an error before anything is allocated for its body.
     #[inline]
     pub(crate) fn peek(&self, src: &mut BytesMut) -> Result<Option<Head>, Error> {
-        let zeros = src.iter().take_while(|&&b| b == 0x80).count();
-        src.advance(zeros);
+        if src.first() == Some(&0x80) {
+            let zeros = src.iter().take_while(|&&b| b == 0x80).count();
+            src.advance(zeros);
+        }
         self.head(src)
     }
 
@@ -101,19 +109,7 @@ impl PacketCodec {
         }
         // Checked against max_packet just above, so it fits in usize.
         let body = len as usize;
-        let start = &src[prefix..src.len().min(prefix + body)];
-        let request = match bsuint::get(start) {
-            Ok(Some((_, tag_len))) => match bsuint::get(&start[tag_len..]) {
-                Ok(Some((flagsword, _))) => Some(flagsword & 0b10 != 0),
-                _ => None,
-            },
-            _ => None,
-        };
-        Ok(Some(Head {
-            prefix,
-            body,
-            request,
-        }))
+        Ok(Some(Head { prefix, body }))
     }
 
     /// Decodes the frame at the front of `src`, if it is all there, without growing `src`:
@@ -126,8 +122,9 @@ impl PacketCodec {
         if src.len() < head.len() {
             return Ok(Frame::Need(head.len() - src.len()));
         }
-        src.advance(head.prefix);
-        Packet::decode_body(src.split_to(head.body).freeze()).map(Frame::Packet)
+        let mut frame = src.split_to(head.len()).freeze();
+        frame.advance(head.prefix);
+        Packet::decode_body(frame).map(Frame::Packet)
     }
 }
 

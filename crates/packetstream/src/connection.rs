@@ -174,8 +174,8 @@ impl PacketConnection {
         payload: impl Into<Bytes>,
     ) -> Result<Response, Error> {
         let config = &self.shared.config;
-        let packet = Session::outgoing(config, channel, rq_type, flags, payload.into())?;
-        Exchange::new(&*self.shared, packet).await
+        let request = Session::outgoing(config, channel, rq_type, flags, payload.into())?;
+        Exchange::new(&*self.shared, request).await
     }
 
     /// Sends a request on channel 0 at once and returns a [`Call`] that resolves to its
@@ -202,8 +202,8 @@ impl PacketConnection {
         payload: impl Into<Bytes>,
     ) -> Result<Call, Error> {
         let config = &self.shared.config;
-        let packet = Session::outgoing(config, channel, rq_type, flags, payload.into())?;
-        let mut exchange = Exchange::new(Arc::clone(&self.shared), packet);
+        let request = Session::outgoing(config, channel, rq_type, flags, payload.into())?;
+        let mut exchange = Exchange::new(Arc::clone(&self.shared), request);
         std::future::poll_fn(|cx| exchange.poll_sent(cx)).await?;
         Ok(Call(exchange))
     }

@@ -25,8 +25,9 @@ use tracing::{debug, warn};
 
 use crate::handler::Handler;
 use crate::serving::Job;
+use crate::session::encode_reply;
 use crate::shared::{Shared, now};
-use crate::{Reply, Request};
+use crate::{Config, Reply, Request};
 
 /// How many rounds one wake may run before yielding to other tasks.
 const ROUNDS_PER_WAKE: usize = 32;
@@ -112,7 +113,9 @@ pub(crate) struct Driver<T, H: Handler> {
     /// A write or flush failed.
     failed: Option<std::io::Error>,
     written: usize,
-    finished: Vec<(Job, Option<Reply>)>,
+    /// Handlers done since the last lock, and their replies, encoded as they finished.
+    done: Vec<Job>,
+    replies: BytesMut,
     /// Taken from the session at the last lock.
     to_start: Vec<(Job, Request)>,
     read_want: Option<usize>,
@@ -159,7 +162,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             read: Read::Nothing,
             failed: None,
             written: 0,
-            finished: Vec::new(),
+            done: Vec::new(),
+            replies: BytesMut::new(),
             to_start: Vec::new(),
             read_want: Some(1),
             deadline: None,
@@ -198,7 +202,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             // requests of one read are answered in one write.
             while self.start_handlers(cx) {
                 progress = true;
-                if self.finished.is_empty() {
+                if self.done.is_empty() {
                     break;
                 }
                 self.exchange_handlers();
@@ -229,8 +233,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         if self.written > 0 {
             session.transmitted(std::mem::take(&mut self.written));
         }
-        for (job, reply) in self.finished.drain(..) {
-            session.handle_reply(job, reply);
+        if !self.done.is_empty() {
+            session.handle_replies(&mut self.done, &mut self.replies);
         }
         if let Some(e) = self.failed.take() {
             session.handle_io_error(e);
@@ -270,9 +274,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     fn exchange_handlers(&mut self) {
         let mut state = self.shared.lock();
         let session = &mut state.session;
-        for (job, reply) in self.finished.drain(..) {
-            session.handle_reply(job, reply);
-        }
+        session.handle_replies(&mut self.done, &mut self.replies);
         while let Some(request) = session.poll_request() {
             self.to_start.push(request);
         }
@@ -307,7 +309,10 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             self.write_buf = BytesMut::new();
         }
         self.slots = Vec::new();
-        self.finished = Vec::new();
+        self.done = Vec::new();
+        if self.replies.is_empty() {
+            self.replies = BytesMut::new();
+        }
         self.to_start = Vec::new();
         self.wakers = Vec::new();
         if self.deadline.is_none() {
@@ -342,7 +347,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             match polled {
                 Poll::Ready(outcome) => {
                     self.slots.push(slot);
-                    self.finished.push((job, reply(job, outcome)));
+                    answer(&self.shared.config, job, outcome, &mut self.replies);
+                    self.done.push(job);
                 }
                 Poll::Pending => self.running.push(Running {
                     job,
@@ -362,7 +368,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         while let Poll::Ready(Some((job, outcome, slot))) = self.running.poll_next_unpin(cx) {
             progress = true;
             self.slots.push(slot);
-            self.finished.push((job, reply(job, outcome)));
+            answer(&self.shared.config, job, outcome, &mut self.replies);
+            self.done.push(job);
         }
         progress
     }
@@ -422,8 +429,9 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         if self.read_buf.capacity() == 0 {
             // An idle connection: read into the stack first, so that the buffer is made only
             // once bytes come.
-            let mut probe = [0u8; PROBE];
-            let mut buf = ReadBuf::new(&mut probe);
+            // Uninitialised: a read fills what it reports, and nothing else is looked at.
+            let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); PROBE];
+            let mut buf = ReadBuf::uninit(&mut probe);
             match io.as_mut().poll_read(cx, &mut buf) {
                 Poll::Pending => {
                     self.read_idle = true;
@@ -505,11 +513,12 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     }
 }
 
-/// What a handler's outcome answers: the reply, or `None` for cs's failure reply. Errors
-/// and panics are traced here, never sent.
-fn reply(job: Job, outcome: Outcome) -> Option<Reply> {
+/// Encodes what a handler's outcome answers into `replies`: its reply, or cs's failure
+/// reply. Errors and panics are traced here, never sent.
+#[inline]
+fn answer(config: &Config, job: Job, outcome: Outcome, replies: &mut BytesMut) {
     let (channel, tag) = (job.channel, job.tag);
-    match outcome {
+    let reply = match outcome {
         Ok(Ok(reply)) => Some(reply),
         Ok(Err(text)) => {
             debug!(channel, tag, error = %text, "handler failed");
@@ -519,7 +528,8 @@ fn reply(job: Job, outcome: Outcome) -> Option<Reply> {
             warn!(channel, tag, "handler panicked");
             None
         }
-    }
+    };
+    encode_reply(config, job, reply, replies);
 }
 
 /// Makes room in `buf` for the `need` more bytes the frame at its front lacks, and a useful

@@ -42,9 +42,115 @@ pub(crate) enum Owner {
 
 enum Wait {
     /// No outcome yet; the waker of the task that last asked for it.
-    Waiting(Option<Waker>),
+    Waiting(Waiter),
     /// The outcome, until its owner takes it.
     Done(Outcome),
+}
+
+/// The waker of a request's task.
+enum Waiter {
+    /// Not asked for yet.
+    None,
+    /// In the cache of wakers, at this index.
+    Cached(u32),
+    /// Its own, when the cache is full of other tasks' wakers.
+    Own(Waker),
+}
+
+/// How many tasks' wakers the cache keeps.
+const CACHED_WAKERS: usize = 16;
+
+/// A task's waker, kept once however many of its requests wait.
+struct Cached {
+    waker: Waker,
+    /// How many waiting requests refer to it.
+    users: u32,
+    /// An outcome came for one of them: wake the task.
+    due: bool,
+}
+
+/// The wakers of the tasks waiting for requests, each kept once: a request refers to its
+/// task's waker by index, so that waiting costs no clone of it, and the outcomes of one read
+/// wake each task once, however many of its requests they end.
+#[derive(Default)]
+struct Wakers {
+    cache: Vec<Cached>,
+    /// Where the last task was found: one task usually makes many requests in a row.
+    last: usize,
+    /// Some cached waker is due.
+    due: bool,
+}
+
+impl Wakers {
+    /// Keeps `waker` for one more request.
+    #[inline]
+    fn register(&mut self, waker: &Waker) -> Waiter {
+        let found = match self.cache.get(self.last) {
+            Some(c) if c.waker.will_wake(waker) => Some(self.last),
+            _ => self.cache.iter().position(|c| c.waker.will_wake(waker)),
+        };
+        let i = match found {
+            Some(i) => i,
+            None => match self.cache.iter().position(|c| c.users == 0 && !c.due) {
+                Some(i) => {
+                    self.cache[i].waker = waker.clone();
+                    i
+                }
+                None if self.cache.len() < CACHED_WAKERS => {
+                    self.cache.push(Cached {
+                        waker: waker.clone(),
+                        users: 0,
+                        due: false,
+                    });
+                    self.cache.len() - 1
+                }
+                None => return Waiter::Own(waker.clone()),
+            },
+        };
+        self.last = i;
+        self.cache[i].users += 1;
+        Waiter::Cached(i as u32)
+    }
+
+    /// Whether `waiter` wakes the same task as `waker`.
+    #[inline]
+    fn same(&self, waiter: &Waiter, waker: &Waker) -> bool {
+        match waiter {
+            Waiter::None => false,
+            Waiter::Cached(i) => self.cache[*i as usize].waker.will_wake(waker),
+            Waiter::Own(w) => w.will_wake(waker),
+        }
+    }
+
+    /// One request no longer waits; with `wake`, its task is woken (once, with the others).
+    #[inline]
+    fn release(&mut self, waiter: Waiter, wake: bool, to_wake: &mut Vec<Waker>) {
+        match waiter {
+            Waiter::None => {}
+            Waiter::Cached(i) => {
+                let cached = &mut self.cache[i as usize];
+                cached.users -= 1;
+                if wake {
+                    cached.due = true;
+                    self.due = true;
+                }
+            }
+            Waiter::Own(w) if wake => to_wake.push(w),
+            Waiter::Own(_) => {}
+        }
+    }
+
+    /// Adds the tasks due to `to_wake`.
+    fn take_due(&mut self, to_wake: &mut Vec<Waker>) {
+        if !std::mem::take(&mut self.due) {
+            return;
+        }
+        for cached in &mut self.cache {
+            if std::mem::take(&mut cached.due) {
+                to_wake.push(cached.waker.clone());
+            }
+        }
+    }
 }
 
 struct Entry {
@@ -66,6 +172,7 @@ struct Pipe {
 /// This side's requests in flight. See the module docs.
 pub(crate) struct InFlight {
     slots: Box<[Option<Entry>]>,
+    wakers: Wakers,
     /// Entries in the table: waiting, or answered and not yet taken.
     live: usize,
     max: usize,
@@ -84,6 +191,7 @@ impl InFlight {
     pub fn new(max: usize, timeout: Option<Duration>) -> InFlight {
         InFlight {
             slots: Box::default(),
+            wakers: Wakers::default(),
             live: 0,
             max,
             next_tag: FIRST_TAG,
@@ -100,6 +208,7 @@ impl InFlight {
     }
 
     /// Whether one more request may go.
+    #[inline]
     pub fn has_room(&self) -> bool {
         self.live < self.max
     }
@@ -127,8 +236,12 @@ impl InFlight {
         if self.slots[i].as_ref().is_none_or(|e| e.tag != tag) {
             return None;
         }
-        let entry = self.slots[i].take()?;
+        let mut entry = self.slots[i].take()?;
         self.live -= 1;
+        if let Wait::Waiting(waiter) = &mut entry.wait {
+            let waiter = std::mem::replace(waiter, Waiter::None);
+            self.wakers.release(waiter, false, &mut Vec::new());
+        }
         if let Owner::Pipe(id) = entry.owner {
             if let Some(pipe) = self.pipe(id) {
                 pipe.in_flight -= 1;
@@ -140,6 +253,7 @@ impl InFlight {
     /// Makes room for one more entry: the table stays at most half full. Growing keeps every
     /// entry apart: two tags in different slots differ in their low bits after the multiply,
     /// and still do with one more bit.
+    #[inline]
     fn grow(&mut self) {
         if (self.live + 1) * 2 <= self.slots.len() {
             return;
@@ -157,6 +271,7 @@ impl InFlight {
 
     /// Issues a tag for a request on `channel` and puts it in the table. The caller checked
     /// [`has_room`](Self::has_room). Fails only when every tag below `u64::MAX` was issued.
+    #[inline]
     pub fn issue(&mut self, channel: u64, owner: Owner) -> Result<u64, Error> {
         self.grow();
         loop {
@@ -174,7 +289,7 @@ impl InFlight {
                 tag,
                 channel,
                 owner,
-                wait: Wait::Waiting(None),
+                wait: Wait::Waiting(Waiter::None),
             });
             self.live += 1;
             if let Owner::Pipe(id) = owner {
@@ -191,22 +306,40 @@ impl InFlight {
 
     /// A request's owner asks for its outcome: taken (and the request gone from the table)
     /// if it has come; otherwise `waker` is kept, to be woken when it comes.
+    #[inline]
     pub fn poll_call(&mut self, tag: u64, waker: &Waker) -> Option<Outcome> {
-        let Some(entry) = self.entry(tag) else {
+        let slot = match self.slots.len() {
+            0 => None,
+            _ => {
+                let i = self.index(tag);
+                Some(&mut self.slots[i]).filter(|s| s.as_ref().is_some_and(|e| e.tag == tag))
+            }
+        };
+        let Some(slot) = slot else {
             // Never: only the owner removes its entry.
             return Some(Err(Error::Closed(Ended::Local)));
         };
-        match &mut entry.wait {
-            Wait::Waiting(Some(w)) if w.will_wake(waker) => None,
-            Wait::Waiting(w) => {
-                *w = Some(waker.clone());
-                None
+        if let Some(Entry {
+            wait: Wait::Waiting(waiter),
+            ..
+        }) = slot
+        {
+            if !self.wakers.same(waiter, waker) {
+                let old = std::mem::replace(waiter, self.wakers.register(waker));
+                self.wakers.release(old, false, &mut Vec::new());
             }
-            Wait::Done(_) => match self.remove(tag).map(|e| e.wait) {
-                Some(Wait::Done(outcome)) => Some(outcome),
-                _ => None,
-            },
+            return None;
         }
+        // Answered: a call's entry is taken whole (a call has no pipeline to account to).
+        let Some(Entry {
+            wait: Wait::Done(outcome),
+            ..
+        }) = slot.take()
+        else {
+            return None;
+        };
+        self.live -= 1;
+        Some(outcome)
     }
 
     /// The owner gives up on `tag` (a dropped future or pipeline): its place is free, and a
@@ -217,6 +350,7 @@ impl InFlight {
 
     /// Ends the request `tag` with `outcome` and wakes its owner. `Err` gives the outcome
     /// back when no request with that tag on that channel waits for one.
+    #[inline]
     fn settle(
         &mut self,
         channel: u64,
@@ -227,20 +361,21 @@ impl InFlight {
         let Some(entry) = self.entry(tag).filter(|e| e.channel == channel) else {
             return Err(outcome);
         };
-        let Wait::Waiting(waker) = &mut entry.wait else {
+        let Wait::Waiting(waiter) = &mut entry.wait else {
             // Answered already: a duplicate, or a response after the timeout.
             return Err(outcome);
         };
-        let waker = waker.take();
+        let waiter = std::mem::replace(waiter, Waiter::None);
         entry.wait = Wait::Done(outcome);
         let owner = entry.owner;
-        self.woken(owner, tag, waker, to_wake);
+        self.woken(owner, tag, waiter, to_wake);
         Ok(())
     }
 
-    fn woken(&mut self, owner: Owner, tag: u64, waker: Option<Waker>, to_wake: &mut Vec<Waker>) {
+    #[inline]
+    fn woken(&mut self, owner: Owner, tag: u64, waiter: Waiter, to_wake: &mut Vec<Waker>) {
         match owner {
-            Owner::Call => to_wake.extend(waker),
+            Owner::Call => self.wakers.release(waiter, true, to_wake),
             Owner::Pipe(id) => {
                 if let Some(pipe) = self.pipe(id) {
                     pipe.answered.push_back(tag);
@@ -252,6 +387,7 @@ impl InFlight {
 
     /// A response from the peer: delivered to the request that waits for it, or given back
     /// as an orphan.
+    #[inline]
     pub fn answer(
         &mut self,
         channel: u64,
@@ -267,15 +403,15 @@ impl InFlight {
     pub fn fail_all(&mut self, error: &Error, to_wake: &mut Vec<Waker>) -> usize {
         let mut failed = Vec::new();
         for entry in self.slots.iter_mut().flatten() {
-            if let Wait::Waiting(waker) = &mut entry.wait {
-                let waker = waker.take();
+            if let Wait::Waiting(waiter) = &mut entry.wait {
+                let waiter = std::mem::replace(waiter, Waiter::None);
                 entry.wait = Wait::Done(Err(error.clone()));
-                failed.push((entry.owner, entry.tag, waker));
+                failed.push((entry.owner, entry.tag, waiter));
             }
         }
         let n = failed.len();
-        for (owner, tag, waker) in failed {
-            self.woken(owner, tag, waker, to_wake);
+        for (owner, tag, waiter) in failed {
+            self.woken(owner, tag, waiter, to_wake);
         }
         self.unstamped.clear();
         self.deadlines.clear();
@@ -350,9 +486,20 @@ impl InFlight {
         expired
     }
 
-    /// Gives the table back when no request is in it.
+    /// Adds the tasks to wake for the outcomes that came to `to_wake`.
+    pub fn take_wakers(&mut self, to_wake: &mut Vec<Waker>) {
+        self.wakers.take_due(to_wake);
+    }
+
+    /// Whether tasks wait to be woken.
+    pub fn has_wakers(&self) -> bool {
+        self.wakers.due
+    }
+
+    /// Gives the table and the wakers kept back when no request is in it.
     pub fn release_idle(&mut self) {
-        if self.live == 0 {
+        if self.live == 0 && !self.wakers.due {
+            self.wakers = Wakers::default();
             self.slots = Box::default();
             self.unstamped = Vec::new();
             self.deadlines = VecDeque::new();
@@ -466,7 +613,9 @@ mod tests {
         }
     }
 
-    fn wake_all(to_wake: &mut Vec<Waker>) {
+    /// Wakes what the table has to wake, as the session does once it lets go of it.
+    fn wake_all(t: &mut InFlight, to_wake: &mut Vec<Waker>) {
+        t.take_wakers(to_wake);
         to_wake.drain(..).for_each(Waker::wake);
     }
 
@@ -508,7 +657,7 @@ mod tests {
         t.answer(0, tag, response(7), &mut to_wake).unwrap();
         // A duplicate before the owner took the first: refused, the first kept.
         assert!(t.answer(0, tag, response(8), &mut to_wake).is_err());
-        wake_all(&mut to_wake);
+        wake_all(&mut t, &mut to_wake);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(t.poll_call(tag, &w).unwrap().unwrap().flags, 7);
         // After it was taken: an orphan.
@@ -569,7 +718,7 @@ mod tests {
         let mut to_wake = Vec::new();
         let error = Error::Closed(Ended::PeerEof);
         assert_eq!(t.fail_all(&error, &mut to_wake), 2);
-        wake_all(&mut to_wake);
+        wake_all(&mut t, &mut to_wake);
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
         assert!(matches!(t.poll_call(call, &w), Some(Err(Error::Closed(_)))));
         t.take_pipe(pipe, &mut got, &w);
@@ -604,6 +753,72 @@ mod tests {
         assert!(t.cancel(other));
         t.release_idle();
         assert!(t.slots.is_empty());
+    }
+
+    #[test]
+    fn one_task_waiting_for_many_requests_is_woken_once_per_batch() {
+        let mut t = InFlight::new(64, None);
+        let (count, w) = waker();
+        let tags: Vec<u64> = (0..10).map(|_| t.issue(0, Owner::Call).unwrap()).collect();
+        for &tag in &tags {
+            assert!(t.poll_call(tag, &w).is_none());
+        }
+        assert_eq!(t.wakers.cache.len(), 1, "one task, one waker kept");
+        let mut to_wake = Vec::new();
+        for &tag in &tags[..6] {
+            t.answer(0, tag, response(tag), &mut to_wake).unwrap();
+        }
+        wake_all(&mut t, &mut to_wake);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        for &tag in &tags[6..] {
+            t.answer(0, tag, response(tag), &mut to_wake).unwrap();
+        }
+        wake_all(&mut t, &mut to_wake);
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        for &tag in &tags {
+            assert_eq!(t.poll_call(tag, &w).unwrap().unwrap().flags, tag);
+        }
+        assert_eq!(t.wakers.cache[0].users, 0);
+    }
+
+    #[test]
+    fn beyond_the_cache_every_task_keeps_its_own_waker_and_none_is_lost() {
+        let mut t = InFlight::new(64, None);
+        let tasks: Vec<_> = (0..CACHED_WAKERS + 4).map(|_| waker()).collect();
+        let tags: Vec<u64> = tasks
+            .iter()
+            .map(|(_, w)| {
+                let tag = t.issue(0, Owner::Call).unwrap();
+                assert!(t.poll_call(tag, w).is_none());
+                tag
+            })
+            .collect();
+        assert_eq!(t.wakers.cache.len(), CACHED_WAKERS);
+        let mut to_wake = Vec::new();
+        for &tag in &tags {
+            t.answer(0, tag, response(tag), &mut to_wake).unwrap();
+        }
+        wake_all(&mut t, &mut to_wake);
+        assert!(
+            tasks
+                .iter()
+                .all(|(count, _)| count.0.load(Ordering::SeqCst) == 1)
+        );
+        // A task polled again with another waker: the old one is let go, the new one woken.
+        let (first, w1) = waker();
+        let (second, w2) = waker();
+        let tag = t.issue(0, Owner::Call).unwrap();
+        assert!(t.poll_call(tag, &w1).is_none());
+        assert!(t.poll_call(tag, &w2).is_none());
+        t.answer(0, tag, response(0), &mut to_wake).unwrap();
+        wake_all(&mut t, &mut to_wake);
+        assert_eq!(
+            (
+                first.0.load(Ordering::SeqCst),
+                second.0.load(Ordering::SeqCst)
+            ),
+            (0, 1)
+        );
     }
 
     #[test]

@@ -253,14 +253,13 @@ impl Packet {
 
     /// Writes the frame whose body is `body_len` bytes long (as [`body_len`](Self::body_len)
     /// computed it) to the end of `dst`, reserving room for all of it first: one allocation
-    /// at most. The head's bytes are written in place, not copied in one call each.
+    /// at most. The head is made on the stack and copied in once.
     #[inline]
     pub(crate) fn encode_to(&self, body_len: usize, dst: &mut BytesMut) {
-        let head_len = bsuint::encoded_len(body_len as u64) + body_len - self.payload.len();
+        let mut head = [0; 5 * bsuint::MAX_LEN];
+        let head_len = self.write_head(body_len, &mut head);
         dst.reserve(head_len + self.payload.len());
-        let at = dst.len();
-        dst.resize(at + head_len, 0);
-        self.write_head(body_len, &mut dst[at..]);
+        dst.extend_from_slice(&head[..head_len]);
         dst.extend_from_slice(&self.payload);
     }
 

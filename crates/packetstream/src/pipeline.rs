@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 
 use crate::in_flight::{Outcome, Owner};
-use crate::session::Session;
+use crate::session::{Outgoing, Session};
 use crate::{Error, PacketConnection, Response};
 
 /// Requests sent in batches and their outcomes taken in the order they come, for one task
@@ -116,11 +116,11 @@ impl Pipeline {
         payload: impl Into<Bytes>,
     ) -> Result<u64, Error> {
         let shared = &self.connection.shared;
-        let packet = Session::outgoing(&shared.config, channel, rq_type, flags, payload.into())?;
+        let request = Session::outgoing(&shared.config, channel, rq_type, flags, payload.into())?;
         let sent = {
             let mut waiting = Waiting {
                 pipeline: self,
-                packet: Some(packet),
+                request: Some(request),
                 ticket: None,
             };
             poll_fn(|cx| waiting.poll_send(cx)).await
@@ -187,7 +187,7 @@ impl Pipeline {
 /// A pipeline's request waiting for room; gives its place in line back if dropped.
 struct Waiting<'a> {
     pipeline: &'a mut Pipeline,
-    packet: Option<crate::Packet>,
+    request: Option<Outgoing>,
     ticket: Option<u64>,
 }
 
@@ -198,7 +198,7 @@ impl Waiting<'_> {
         let owner = Owner::Pipe(pipeline.id);
         let sent = state
             .session
-            .submit(&mut self.packet, owner, &mut self.ticket, cx.waker());
+            .submit(&mut self.request, owner, &mut self.ticket, cx.waker());
         if sent.is_pending() && std::mem::take(&mut pipeline.unflushed) {
             // Room comes only as responses do: the requests queued must go out first.
             state.wake_driver();

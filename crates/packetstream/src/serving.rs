@@ -19,6 +19,106 @@ pub(crate) struct Job {
     pub tag: u64,
     /// What it counts against [`Config::max_received`](crate::Config::max_received).
     pub charge: usize,
+    /// Where its tag is kept while it is held.
+    held: Kept,
+}
+
+/// Where [`HeldTags`] keeps a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    InOrder,
+    Hashed,
+}
+
+/// The tags of the peer's requests held (waiting for a handler or in one), for cs's "tag
+/// already in use" check. Peers number their requests upwards (cs and Strata both do), so a
+/// tag on channel 0 above every one seen there cannot be in use: it is checked with one
+/// comparison and kept at the end of a list in order. Any other tag is looked up in that list
+/// (a binary search) and in a hash set, where it is kept. The list is swept when the tags no
+/// longer held in it outnumber those held, so it stays bounded by what is held.
+#[derive(Default)]
+struct HeldTags {
+    /// The highest tag ever kept in order.
+    high: Option<u64>,
+    /// Channel 0's tags kept in order, ascending, each with whether it is still held.
+    in_order: VecDeque<(u64, bool)>,
+    held_in_order: usize,
+    /// The peer picks the tags, so the hash is seeded (foldhash's random state).
+    hashed: HashSet<(u64, u64), RandomState>,
+}
+
+impl HeldTags {
+    #[inline]
+    fn contains(&self, channel: u64, tag: u64) -> bool {
+        if channel == 0 {
+            if self.high.is_none_or(|high| tag > high) {
+                // Above every tag kept: in neither (a hashed channel-0 tag is at most the
+                // high mark of its time, and the mark only rises).
+                return false;
+            }
+            if let Ok(i) = self.in_order.binary_search_by_key(&tag, |&(t, _)| t) {
+                if self.in_order[i].1 {
+                    return true;
+                }
+            }
+        }
+        self.hashed.contains(&(channel, tag))
+    }
+
+    /// Keeps the tag of a request that passed [`contains`](Self::contains).
+    #[inline]
+    fn insert(&mut self, channel: u64, tag: u64) -> Kept {
+        if channel == 0 && self.high.is_none_or(|high| tag > high) {
+            self.high = Some(tag);
+            self.in_order.push_back((tag, true));
+            self.held_in_order += 1;
+            Kept::InOrder
+        } else {
+            self.hashed.insert((channel, tag));
+            Kept::Hashed
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, channel: u64, tag: u64, kept: Kept) {
+        match kept {
+            Kept::Hashed => {
+                self.hashed.remove(&(channel, tag));
+            }
+            Kept::InOrder => {
+                // Handlers mostly finish in the order they started: look at the front first.
+                let i = match self.in_order.front() {
+                    Some(&(front, _)) if front == tag => Some(0),
+                    _ => self.in_order.binary_search_by_key(&tag, |&(t, _)| t).ok(),
+                };
+                if let Some(i) = i {
+                    if std::mem::replace(&mut self.in_order[i].1, false) {
+                        self.held_in_order -= 1;
+                    }
+                }
+                while self.in_order.front().is_some_and(|&(_, held)| !held) {
+                    self.in_order.pop_front();
+                }
+                if self.in_order.len() > 2 * self.held_in_order + 32 {
+                    self.in_order.retain(|&(_, held)| held);
+                }
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.held_in_order == 0 && self.hashed.is_empty()
+    }
+
+    /// Gives back memory beyond what a busy connection keeps using; the high mark stays.
+    fn release_idle(&mut self) {
+        if self.hashed.capacity() > KEEP {
+            self.hashed = HashSet::default();
+        }
+        if self.in_order.capacity() > KEEP {
+            self.in_order = VecDeque::new();
+        }
+    }
 }
 
 /// The peer's requests held by this side: waiting for a handler or in one.
@@ -27,9 +127,8 @@ pub(crate) struct Serving {
     channels: bool,
     /// False once the peer sent ERQ.
     requests_allowed: bool,
-    /// The tags of the requests held, by (channel, tag): a request naming one of them is
-    /// refused. The peer picks the tags, so the hash is seeded (foldhash's random state).
-    held: HashSet<(u64, u64), RandomState>,
+    /// The tags of the requests held: a request naming one of them is refused.
+    held: HeldTags,
     queue: VecDeque<(Job, Request)>,
     running: usize,
     /// Bytes held, each request counted as its packet's length plus `REQUEST_COST`.
@@ -44,7 +143,7 @@ impl Serving {
             handler,
             channels,
             requests_allowed: true,
-            held: HashSet::default(),
+            held: HeldTags::default(),
             queue: VecDeque::new(),
             running: 0,
             received: 0,
@@ -59,6 +158,7 @@ impl Serving {
     }
 
     /// cs's checks on a request, in cs's order: `Err` with the text of the refusal.
+    #[inline]
     pub fn check(&self, channel: u64, tag: u64) -> Result<(), Bytes> {
         if !self.handler {
             return Err(Bytes::from_static(b"no request handler"));
@@ -70,7 +170,7 @@ impl Serving {
             // cs never fills in its format string.
             return Err(Bytes::from_static(b"unknown channel %d"));
         }
-        if self.held.contains(&(channel, tag)) {
+        if self.held.contains(channel, tag) {
             return Err(format!("channel {channel}: tag already in use: {tag}").into());
         }
         Ok(())
@@ -78,24 +178,28 @@ impl Serving {
 
     /// Whether a request counted as `charge` bytes fits in what may be held. One always fits
     /// when nothing is held, so that a budget of exactly one packet works.
+    #[inline]
     pub fn fits(&self, charge: usize) -> bool {
         self.received == 0 || self.received + charge <= self.max_received
     }
 
     /// Takes a request that passed [`check`](Self::check): it waits for a handler, and its
     /// tag is in use until it is answered.
+    #[inline]
     pub fn admit(&mut self, request: Request, charge: usize) {
-        self.held.insert((request.channel, request.tag));
+        let held = self.held.insert(request.channel, request.tag);
         self.received += charge;
         let job = Job {
             channel: request.channel,
             tag: request.tag,
             charge,
+            held,
         };
         self.queue.push_back((job, request));
     }
 
     /// The next request for a handler, if one may start now.
+    #[inline]
     pub fn start(&mut self) -> Option<(Job, Request)> {
         if self.running >= self.max_handlers {
             return None;
@@ -106,9 +210,10 @@ impl Serving {
     }
 
     /// The handler of `job` is done: its tag may come again, and its bytes are free.
+    #[inline]
     pub fn finished(&mut self, job: Job) {
         self.running -= 1;
-        self.held.remove(&(job.channel, job.tag));
+        self.held.remove(job.channel, job.tag, job.held);
         self.received -= job.charge;
     }
 
@@ -126,9 +231,8 @@ impl Serving {
     /// connection keeps using (so that one is not made anew at every pause).
     pub fn release_idle(&mut self) {
         if self.is_idle() {
-            if self.held.capacity() > KEEP {
-                self.held = HashSet::default();
-            }
+            debug_assert!(self.held.is_empty());
+            self.held.release_idle();
             if self.queue.capacity() > KEEP {
                 self.queue = VecDeque::new();
             }
@@ -189,6 +293,58 @@ mod tests {
         s.check(0, 9).unwrap();
         assert_eq!(s.received(), 0);
         assert!(s.is_idle());
+    }
+
+    #[test]
+    fn tags_out_of_order_on_other_channels_and_reused_are_all_checked() {
+        let mut s = Serving::new(true, true, 1 << 20, 100);
+        // Upwards, then one below the mark, then one on another channel, then one again.
+        for (channel, tag) in [(0, 10), (0, 20), (0, 15), (7, 3), (0, 30)] {
+            s.check(channel, tag).unwrap();
+            s.admit(request(channel, tag), 10);
+        }
+        for (channel, tag) in [(0, 10), (0, 20), (0, 15), (7, 3), (0, 30)] {
+            assert!(s.check(channel, tag).is_err(), "({channel}, {tag}) is held");
+        }
+        for (channel, tag) in [(0, 11), (0, 25), (7, 10), (0, 31), (1, 10)] {
+            s.check(channel, tag).unwrap();
+        }
+        // They finish out of order; each tag is free again once its handler is done.
+        let mut jobs: Vec<Job> = std::iter::from_fn(|| s.start())
+            .map(|(job, _)| job)
+            .collect();
+        jobs.rotate_left(2);
+        for job in jobs {
+            assert!(s.check(job.channel, job.tag).is_err());
+            s.finished(job);
+            s.check(job.channel, job.tag).unwrap();
+        }
+        assert!(s.held.is_empty() && s.held.in_order.is_empty());
+        // A tag reused after its answer, below the high mark: held again, and refused twice.
+        s.admit(request(0, 20), 10);
+        assert!(s.check(0, 20).is_err());
+    }
+
+    #[test]
+    fn the_list_of_tags_in_order_stays_bounded_while_an_old_one_is_held() {
+        let mut s = Serving::new(true, false, 1 << 30, 2);
+        s.admit(request(0, 2), 10);
+        let stuck = s.start().unwrap().0;
+        for tag in 3..100_000 {
+            s.admit(request(0, tag), 10);
+            let (job, _) = s.start().unwrap();
+            s.finished(job);
+        }
+        // One tag held: the list never grows past the sweep's threshold for it.
+        let held = 1;
+        assert!(
+            s.held.in_order.len() <= 2 * held + 33,
+            "{}",
+            s.held.in_order.len()
+        );
+        assert!(s.check(0, 2).is_err());
+        s.finished(stuck);
+        s.check(0, 2).unwrap();
     }
 
     #[test]

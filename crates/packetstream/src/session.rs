@@ -3,7 +3,7 @@
 //!
 //! It is fed the bytes read ([`handle_read`](Session::handle_read)), this side's requests
 //! ([`submit`](Session::submit)), its handlers' replies
-//! ([`handle_reply`](Session::handle_reply)), what was written
+//! ([`handle_replies`](Session::handle_replies)), what was written
 //! ([`transmitted`](Session::transmitted)) and the time
 //! ([`handle_timeout`](Session::handle_timeout)); it yields the bytes to write
 //! ([`take_transmit`](Session::take_transmit)), the requests to hand to handlers
@@ -66,6 +66,21 @@ pub(crate) enum Phase {
     EofSent,
     Shutdown,
     Closed,
+}
+
+/// A request of this side, checked, with tag 0 until it is sent.
+pub(crate) struct Outgoing {
+    packet: Packet,
+    /// Its body's length with tag 0.
+    body: usize,
+}
+
+impl Outgoing {
+    /// The most its frame can take, whatever its tag.
+    fn longest_frame(&self) -> usize {
+        let body = self.body + bsuint::MAX_LEN - 1;
+        bsuint::encoded_len(body as u64) + body
+    }
 }
 
 /// A request of this side waiting for room.
@@ -152,20 +167,21 @@ impl Session {
         rq_type: u64,
         flags: u64,
         payload: Bytes,
-    ) -> Result<Packet, Error> {
+    ) -> Result<Outgoing, Error> {
         if channel != 0 && !config.channels {
             return Err(Error::UnknownChannel { channel });
         }
         let packet = Packet::request(channel, 0, rq_type, flags, payload)?;
+        let body = packet.body_len();
         // A larger tag than 0 adds at most nine bytes.
-        let longest = packet.body_len() + bsuint::MAX_LEN - 1;
+        let longest = body + bsuint::MAX_LEN - 1;
         if longest > config.max_packet {
             return Err(Error::PacketTooLarge {
                 len: longest as u64,
                 max: config.max_packet,
             });
         }
-        Ok(packet)
+        Ok(Outgoing { packet, body })
     }
 
     /// Why a new request of this side is refused now, if it is.
@@ -176,28 +192,30 @@ impl Session {
         (self.phase != Phase::Open).then_some(Error::Closing)
     }
 
+    #[inline]
     fn room_for(&self, frame: usize) -> bool {
         self.in_flight.has_room()
             && (self.unsent == 0 || self.unsent + frame <= self.config.max_unsent)
     }
 
-    /// Sends `packet` (from [`outgoing`](Self::outgoing)) for `owner` when there is room and
+    /// Sends `request` (from [`outgoing`](Self::outgoing)) for `owner` when there is room and
     /// no request that came earlier still waits for it: its tag is issued and its frame
-    /// queued, and `packet` is taken. Otherwise it waits its turn: `ticket` keeps its place,
+    /// queued, and `request` is taken. Otherwise it waits its turn: `ticket` keeps its place,
     /// and `waker` is woken when room may have come.
+    #[inline]
     pub fn submit(
         &mut self,
-        packet: &mut Option<Packet>,
+        request: &mut Option<Outgoing>,
         owner: Owner,
         ticket: &mut Option<u64>,
         waker: &Waker,
     ) -> Poll<Result<u64, Error>> {
         if let Some(e) = self.refusal() {
             self.forget_ticket(ticket.take());
-            packet.take();
+            request.take();
             return Poll::Ready(Err(e));
         }
-        let Some(frame) = packet.as_ref().map(|p| p.frame_len() + bsuint::MAX_LEN - 1) else {
+        let Some(frame) = request.as_ref().map(Outgoing::longest_frame) else {
             return Poll::Ready(Err(Error::Closed(Ended::Local)));
         };
         let first = self.waiters.front().map(|w| w.ticket);
@@ -227,18 +245,19 @@ impl Session {
         if ticket.take().is_some() {
             self.waiters.pop_front();
         }
-        let Some(mut request) = packet.take() else {
+        let Some(Outgoing { mut packet, body }) = request.take() else {
             return Poll::Ready(Err(Error::Closed(Ended::Local)));
         };
-        let tag = match self.in_flight.issue(request.channel(), owner) {
+        let tag = match self.in_flight.issue(packet.channel(), owner) {
             Ok(tag) => tag,
             Err(e) => {
                 self.wake_room();
                 return Poll::Ready(Err(e));
             }
         };
-        request.set_tag(tag);
-        self.send(&request);
+        packet.set_tag(tag);
+        // The body grows from tag 0's one byte to the tag's length.
+        self.send_sized(&packet, body - 1 + bsuint::encoded_len(tag));
         self.stats.requests_sent += 1;
         self.wake_room();
         Poll::Ready(Ok(tag))
@@ -258,6 +277,7 @@ impl Session {
     }
 
     /// Wakes the first request waiting for room, if it has some now.
+    #[inline]
     fn wake_room(&mut self) {
         let Some(frame) = self.waiters.front().map(|w| w.frame) else {
             return;
@@ -277,6 +297,7 @@ impl Session {
     }
 
     /// A request's future asks for its outcome: see [`InFlight::poll_call`].
+    #[inline]
     pub fn poll_call(&mut self, tag: u64, waker: &Waker) -> Option<Outcome> {
         let outcome = self.in_flight.poll_call(tag, waker);
         if outcome.is_some() {
@@ -325,6 +346,7 @@ impl Session {
 
     /// Whether the request taking `frame` bytes can be taken off the read buffer now: its
     /// answer has room to wait, and it fits in what may be held.
+    #[inline]
     fn can_take_request(&self, frame: usize) -> bool {
         self.unsent < self.config.max_unsent && self.serving.fits(frame + REQUEST_COST)
     }
@@ -340,7 +362,7 @@ impl Session {
             Ok(None) => Some(1),
             Ok(Some(head)) if buf.len() >= head.len() => None,
             Ok(Some(head)) => {
-                if head.request == Some(true) && !self.can_take_request(head.len()) {
+                if !self.can_take_request(head.len()) && head.is_request(buf) == Some(true) {
                     return None;
                 }
                 Some(head.len() - buf.len())
@@ -364,12 +386,14 @@ impl Session {
                     break;
                 }
             };
-            if head.request == Some(true) && !self.can_take_request(head.len()) {
+            // Only a request can be refused by the budgets: the kind is looked at only then.
+            if !self.can_take_request(head.len()) && head.is_request(buf) == Some(true) {
                 self.blocked = true;
                 break;
             }
-            buf.advance(head.prefix);
-            match Packet::decode_body(buf.split_to(head.body).freeze()) {
+            let mut frame = buf.split_to(head.len()).freeze();
+            frame.advance(head.prefix);
+            match Packet::decode_body(frame) {
                 Ok(packet) => self.receive(packet, head.len(), now),
                 Err(e) => self.bad_input(e, now),
             }
@@ -507,33 +531,28 @@ impl Session {
         self.serving.start()
     }
 
-    /// The handler of `job` is done: `Some` reply, or `None` when it failed (an error or a
-    /// panic, traced by the driver), which cs answers with its failure text.
+    /// The handlers of `jobs` are done (emptied), and `replies` (emptied) holds their
+    /// answers, each made by [`encode_reply`] where its handler finished, so that no reply
+    /// is moved about on its way to the wire. They go out after what is queued.
     #[inline]
-    pub fn handle_reply(&mut self, job: Job, reply: Option<Reply>) {
-        self.serving.finished(job);
+    pub fn handle_replies(&mut self, jobs: &mut Vec<Job>, replies: &mut BytesMut) {
+        let served = jobs.len();
+        for job in jobs.drain(..) {
+            self.serving.finished(job);
+        }
         if self.outcome.is_some() {
+            replies.clear();
             return;
         }
-        self.stats.requests_served += 1;
-        let (channel, tag) = (job.channel, job.tag);
-        let packet =
-            reply.and_then(
-                |r| match Packet::response(channel, tag, r.ok, r.flags, r.payload) {
-                    Ok(p) if p.body_len() <= self.config.max_packet => Some(p),
-                    Ok(p) => {
-                        warn!(%p, max = self.config.max_packet, "handler reply over max_packet");
-                        None
-                    }
-                    Err(e) => {
-                        warn!(channel, tag, error = %e, "handler reply cannot be sent");
-                        None
-                    }
-                },
-            );
-        let packet = packet
-            .unwrap_or_else(|| Packet::failure(channel, tag, self.config.handler_failure.clone()));
-        self.send(&packet);
+        self.stats.requests_served += served as u64;
+        self.stats.packets_out += served as u64;
+        self.unsent += replies.len();
+        if self.outbound.is_empty() {
+            std::mem::swap(&mut self.outbound, replies);
+        } else {
+            self.outbound.extend_from_slice(replies);
+            replies.clear();
+        }
         self.advance();
     }
 
@@ -542,7 +561,12 @@ impl Session {
     /// Queues `packet`, which fits in `max_packet`.
     #[inline]
     fn send(&mut self, packet: &Packet) {
-        let body = packet.body_len();
+        self.send_sized(packet, packet.body_len());
+    }
+
+    /// Queues `packet`, whose body is `body` bytes long.
+    #[inline]
+    fn send_sized(&mut self, packet: &Packet, body: usize) {
         let before = self.outbound.len();
         packet.encode_to(body, &mut self.outbound);
         self.unsent += self.outbound.len() - before;
@@ -726,12 +750,13 @@ impl Session {
     /// Trades the wakers to wake for the empty `with`: the caller wakes them once it has let
     /// go of the session.
     pub fn swap_wakers(&mut self, with: &mut Vec<Waker>) {
+        self.in_flight.take_wakers(&mut self.to_wake);
         std::mem::swap(&mut self.to_wake, with);
     }
 
     /// Whether wakers wait to be woken.
     pub fn has_wakers(&self) -> bool {
-        !self.to_wake.is_empty()
+        !self.to_wake.is_empty() || self.in_flight.has_wakers()
     }
 
     pub fn stats(&self) -> Stats {
@@ -766,6 +791,33 @@ impl Session {
             self.waiters = VecDeque::new();
         }
     }
+}
+
+/// Appends to `out` the frame that answers `job` with `reply`, as this connection answers:
+/// the handler's reply, or cs's failure text when `reply` is `None` (the handler failed: an
+/// error or a panic, traced by the caller) or cannot be sent (flags that do not fit, over
+/// `max_packet`).
+#[inline]
+pub(crate) fn encode_reply(config: &Config, job: Job, reply: Option<Reply>, out: &mut BytesMut) {
+    let (channel, tag) = (job.channel, job.tag);
+    let packet =
+        reply.and_then(
+            |r| match Packet::response(channel, tag, r.ok, r.flags, r.payload) {
+                Ok(p) if p.body_len() <= config.max_packet => Some(p),
+                Ok(p) => {
+                    warn!(%p, max = config.max_packet, "handler reply over max_packet");
+                    None
+                }
+                Err(e) => {
+                    warn!(channel, tag, error = %e, "handler reply cannot be sent");
+                    None
+                }
+            },
+        );
+    let packet =
+        packet.unwrap_or_else(|| Packet::failure(channel, tag, config.handler_failure.clone()));
+    packet.encode_to(packet.body_len(), out);
+    trace!(%packet, "out");
 }
 
 /// What a request still waiting sees of how the connection ended.

@@ -104,6 +104,13 @@ impl Wire {
         self.wakers.drain(..).for_each(Waker::wake);
     }
 
+    /// A handler is done with `job`: its reply goes out as the driver sends it.
+    fn reply(&mut self, job: Job, reply: Option<Reply>) {
+        let mut replies = BytesMut::new();
+        encode_reply(self.s.config(), job, reply, &mut replies);
+        self.s.handle_replies(&mut vec![job], &mut replies);
+    }
+
     /// Starts every request a handler may take now.
     fn start_all(&mut self) -> Vec<(Job, Request)> {
         std::iter::from_fn(|| self.s.poll_request()).collect()
@@ -159,7 +166,7 @@ fn a_server_closes_after_the_peers_eof_replies_first_then_erq_and_eof() {
         w.peer_reads().is_empty(),
         "nothing before the handler answers"
     );
-    w.s.handle_reply(started[0].0, echo());
+    w.reply(started[0].0, echo());
     assert_eq!(kinds(&w.peer_reads()), ["ok 2", "ERQ", "EOF"]);
     assert!(w.s.must_shutdown(), "both EOFs exchanged, all written");
     w.s.shutdown_done();
@@ -235,7 +242,7 @@ fn a_close_with_a_handler_that_never_finishes_is_cut_at_its_deadline() {
     w.advance(Duration::from_secs(1));
     assert!(matches!(w.s.outcome(), Some(Err(Error::CloseTimeout(_)))));
     // The handler the driver drops never reports; if it did, nothing would be sent.
-    w.s.handle_reply(running[0].0, echo());
+    w.reply(running[0].0, echo());
     assert!(w.peer_reads().is_empty());
 }
 
@@ -305,9 +312,9 @@ fn requests_while_closing_are_still_served_before_eof() {
     w.peer_sends(&[request(3, b"b")]);
     let second = w.start_all();
     assert_eq!(second.len(), 1);
-    w.s.handle_reply(first[0].0, echo());
+    w.reply(first[0].0, echo());
     assert_eq!(kinds(&w.peer_reads()), ["ERQ", "ok 2"]);
-    w.s.handle_reply(second[0].0, echo());
+    w.reply(second[0].0, echo());
     assert_eq!(kinds(&w.peer_reads()), ["ok 3", "EOF"]);
 }
 
@@ -396,7 +403,7 @@ fn requests_beyond_max_received_stay_unread_until_handlers_finish() {
     assert_eq!(w.s.read_want(&w.inbox), None, "reading waits");
     let (job, _) = w.start_all().pop().unwrap();
     assert!(w.start_all().is_empty(), "one handler at a time");
-    w.s.handle_reply(job, echo());
+    w.reply(job, echo());
     w.reread();
     assert_eq!(
         w.s.stats().received_bytes,
@@ -421,7 +428,7 @@ fn a_peer_that_never_reads_stops_handlers_and_then_reading() {
         let p = Packet::request(0, tag, 0, 0, payload.clone()).unwrap();
         w.peer_sends(&[p]);
         for (job, rq) in w.start_all() {
-            w.s.handle_reply(job, Some(Reply::ok(0, rq.payload)));
+            w.reply(job, Some(Reply::ok(0, rq.payload)));
         }
     }
     let stats = w.s.stats();
@@ -675,7 +682,7 @@ fn a_quiet_session_gives_its_memory_back() {
     w.peer_sends(&[request(2, b"a")]);
     assert!(!w.s.is_quiet());
     let (job, _) = w.start_all().pop().unwrap();
-    w.s.handle_reply(job, echo());
+    w.reply(job, echo());
     assert!(!w.s.is_quiet(), "the reply waits to be written");
     w.peer_reads();
     assert!(w.s.is_quiet());
