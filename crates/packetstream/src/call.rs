@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use crate::in_flight::Owner;
 use crate::session::Outgoing;
-use crate::shared::Shared;
+use crate::shared::{Shared, State};
 use crate::{Ended, Error, Response};
 
 enum Stage {
@@ -46,54 +46,57 @@ impl<S: Deref<Target = Shared>> Exchange<S> {
         }
     }
 
-    /// Sends the request once there is room; then, with the same lock, asks for its outcome
-    /// (with `and_wait`), so that a request costs two passes through the lock, not three.
-    fn poll_stage(&mut self, cx: &mut Context<'_>, and_wait: bool) -> Poll<Result<(), Error>> {
-        let mut state = self.shared.lock();
-        if let Stage::Unsent { request, ticket } = &mut self.stage {
-            match state
-                .session
-                .submit(request, Owner::Call, ticket, cx.waker())
-            {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => {
-                    self.stage = Stage::Done;
-                    return Poll::Ready(Err(e));
-                }
-                Poll::Ready(Ok(tag)) => {
-                    state.wake_driver();
-                    self.stage = Stage::Sent(tag);
-                    self.tag = tag;
-                    if !and_wait {
-                        return Poll::Ready(Ok(()));
-                    }
-                }
-            }
-        }
-        Poll::Ready(Ok(()))
-    }
-
     /// Sends the request once there is room.
     pub fn poll_sent(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.poll_stage(cx, false)
+        let mut state = self.shared.lock();
+        send(&mut self.stage, &mut self.tag, &mut state, cx).map_ok(|_| ())
     }
 
+    /// Sends the request once there is room and, in the same pass through the lock, asks
+    /// for its outcome: a request costs two passes, one to send and one to take its
+    /// response.
     fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Result<Response, Error>> {
-        if let Stage::Unsent { .. } = self.stage {
-            if let Err(e) = std::task::ready!(self.poll_stage(cx, true)) {
-                return Poll::Ready(Err(e));
-            }
-        }
-        let Stage::Sent(tag) = self.stage else {
-            // Polled after it resolved.
-            return Poll::Ready(Err(Error::Closed(Ended::Local)));
-        };
-        match self.shared.lock().session.poll_call(tag, cx.waker()) {
+        let mut state = self.shared.lock();
+        let tag = std::task::ready!(send(&mut self.stage, &mut self.tag, &mut state, cx))?;
+        match state.session.poll_call(tag, cx.waker()) {
             Some(outcome) => {
                 self.stage = Stage::Done;
                 Poll::Ready(outcome)
             }
             None => Poll::Pending,
+        }
+    }
+}
+
+/// Sends the request of `stage` once there is room, under `state`'s lock, and gives its tag.
+#[inline]
+fn send(
+    stage: &mut Stage,
+    sent_tag: &mut u64,
+    state: &mut State,
+    cx: &mut Context<'_>,
+) -> Poll<Result<u64, Error>> {
+    let Stage::Unsent { request, ticket } = stage else {
+        return Poll::Ready(match stage {
+            Stage::Sent(tag) => Ok(*tag),
+            // Polled after it resolved.
+            _ => Err(Error::Closed(Ended::Local)),
+        });
+    };
+    match state
+        .session
+        .submit(request, Owner::Call, ticket, cx.waker())
+    {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Err(e)) => {
+            *stage = Stage::Done;
+            Poll::Ready(Err(e))
+        }
+        Poll::Ready(Ok(tag)) => {
+            state.wake_driver();
+            *stage = Stage::Sent(tag);
+            *sent_tag = tag;
+            Poll::Ready(Ok(tag))
         }
     }
 }

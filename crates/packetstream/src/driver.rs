@@ -7,8 +7,15 @@
 //! bytes to write, whether to read, the next deadline). Then, with the lock let go, it starts
 //! handlers, polls the running ones, writes and reads. Rounds repeat while they make
 //! progress. A connection with nothing in flight gives its buffers back.
+//!
+//! Handlers run here: at most [`Config::max_handlers`] futures are pending at once, and a
+//! handler starts only while the bytes waiting to be written (the session's and the replies
+//! made since the last lock) are below [`Config::max_unsent`]. Most handlers finish on their
+//! first poll; their replies are encoded as they finish and handed over at the next lock, so
+//! a read's requests are answered in one write.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -116,8 +123,10 @@ pub(crate) struct Driver<T, H: Handler> {
     /// Handlers done since the last lock, and their replies, encoded as they finished.
     done: Vec<Job>,
     replies: BytesMut,
-    /// Taken from the session at the last lock.
-    to_start: Vec<(Job, Request)>,
+    /// Requests taken from the session, in order, for handlers.
+    to_start: VecDeque<(Job, Request)>,
+    /// Bytes the session had waiting to be written at the last lock.
+    unsent: usize,
     read_want: Option<usize>,
     deadline: Option<Instant>,
     /// The session asked for the write side to be shut.
@@ -164,7 +173,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             written: 0,
             done: Vec::new(),
             replies: BytesMut::new(),
-            to_start: Vec::new(),
+            to_start: VecDeque::new(),
+            unsent: 0,
             read_want: Some(1),
             deadline: None,
             shutdown: false,
@@ -196,18 +206,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
                 self.end();
                 return Poll::Ready(());
             }
-            let mut progress = false;
-            // Handlers that finish on their first poll make room for the next at once: they
-            // are answered, and the next started, before anything is written, so that the
-            // requests of one read are answered in one write.
-            while self.start_handlers(cx) {
-                progress = true;
-                if self.done.is_empty() {
-                    break;
-                }
-                self.exchange_handlers();
-            }
-            progress |= self.poll_handlers(cx);
+            let mut progress = self.poll_handlers(cx);
+            progress |= self.start_handlers(cx);
             progress |= self.poll_write(cx);
             progress |= self.poll_read(cx);
             progress |= self.poll_shutdown(cx);
@@ -248,14 +248,13 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         if self.deadline.is_some_and(|due| due <= now) {
             session.handle_timeout(now);
         }
-        while let Some(request) = session.poll_request() {
-            self.to_start.push(request);
-        }
+        session.take_requests(&mut self.to_start);
         if self.shut {
             session.shutdown_done();
         }
         session.take_transmit(&mut self.write_buf, now);
         self.read_want = session.read_want(&self.read_buf);
+        self.unsent = session.unsent();
         self.deadline = session.poll_timeout();
         self.shutdown = session.must_shutdown();
         let ended = session.outcome().is_some();
@@ -268,16 +267,6 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             self.shared.read_ended.notify_waiters();
         }
         ended
-    }
-
-    /// A lock for handlers only: reports those that finished, takes the next to start.
-    fn exchange_handlers(&mut self) {
-        let mut state = self.shared.lock();
-        let session = &mut state.session;
-        session.handle_replies(&mut self.done, &mut self.replies);
-        while let Some(request) = session.poll_request() {
-            self.to_start.push(request);
-        }
     }
 
     /// The connection has ended: the stream and the handlers still running are dropped.
@@ -313,16 +302,17 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         if self.replies.is_empty() {
             self.replies = BytesMut::new();
         }
-        self.to_start = Vec::new();
+        self.to_start = VecDeque::new();
         self.wakers = Vec::new();
         if self.deadline.is_none() {
             self.timer = None;
         }
     }
 
-    /// Calls the handler on each request the session handed out. Most handlers finish on
-    /// their first poll: those are answered at the next lock, without a place in the running
-    /// set.
+    /// Calls the handler on the requests taken, in order, while fewer than `max_handlers`
+    /// futures are pending and the replies waiting are below `max_unsent`. Most handlers
+    /// finish on their first poll: those are answered at the next lock, without a place in
+    /// the running set.
     fn start_handlers(&mut self, cx: &mut Context<'_>) -> bool {
         if self.to_start.is_empty() {
             return false;
@@ -332,7 +322,15 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             self.to_start.clear();
             return false;
         };
-        for (job, request) in self.to_start.drain(..) {
+        let config = &self.shared.config;
+        let mut started = false;
+        while self.running.len() < config.max_handlers
+            && self.unsent + self.replies.len() < config.max_unsent
+        {
+            let Some((job, request)) = self.to_start.pop_front() else {
+                break;
+            };
+            started = true;
             // Calling the handler runs the user's code before there is a future to poll: a
             // panic there is answered as one in the future would be.
             let call = std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)));
@@ -347,7 +345,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             match polled {
                 Poll::Ready(outcome) => {
                     self.slots.push(slot);
-                    answer(&self.shared.config, job, outcome, &mut self.replies);
+                    answer(config, job, outcome, &mut self.replies);
                     self.done.push(job);
                 }
                 Poll::Pending => self.running.push(Running {
@@ -356,7 +354,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
                 }),
             }
         }
-        true
+        started
     }
 
     fn poll_handlers(&mut self, cx: &mut Context<'_>) -> bool {
@@ -515,7 +513,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
 
 /// Encodes what a handler's outcome answers into `replies`: its reply, or cs's failure
 /// reply. Errors and panics are traced here, never sent.
-#[inline]
+#[inline(always)]
 fn answer(config: &Config, job: Job, outcome: Outcome, replies: &mut BytesMut) {
     let (channel, tag) = (job.channel, job.tag);
     let reply = match outcome {

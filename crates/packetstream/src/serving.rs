@@ -1,5 +1,5 @@
 //! The peer's requests: cs.packetstream's checks with its exact failure texts, in its order,
-//! the queue of requests waiting for a handler, and what they hold. No I/O, no clock.
+//! and what the requests handed to handlers hold. No I/O, no clock.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -8,8 +8,8 @@ use foldhash::fast::RandomState;
 
 use crate::Request;
 
-/// How many requests' room the queue and the set of tags keep while idle: 64 in-flight
-/// requests' worth, about 3 KiB.
+/// How many requests' room the sets of tags keep while idle: 64 in-flight requests' worth,
+/// about 2 KiB.
 const KEEP: usize = 64;
 
 /// A request handed to a handler: what the session needs back when the handler is done.
@@ -121,7 +121,8 @@ impl HeldTags {
     }
 }
 
-/// The peer's requests held by this side: waiting for a handler or in one.
+/// The peer's requests held by this side: handed to the driver for a handler, and not yet
+/// answered.
 pub(crate) struct Serving {
     handler: bool,
     channels: bool,
@@ -129,26 +130,23 @@ pub(crate) struct Serving {
     requests_allowed: bool,
     /// The tags of the requests held: a request naming one of them is refused.
     held: HeldTags,
-    queue: VecDeque<(Job, Request)>,
-    running: usize,
+    /// Requests held.
+    held_count: usize,
     /// Bytes held, each request counted as its packet's length plus `REQUEST_COST`.
     received: usize,
     max_received: usize,
-    max_handlers: usize,
 }
 
 impl Serving {
-    pub fn new(handler: bool, channels: bool, max_received: usize, max_handlers: usize) -> Self {
+    pub fn new(handler: bool, channels: bool, max_received: usize) -> Self {
         Serving {
             handler,
             channels,
             requests_allowed: true,
             held: HeldTags::default(),
-            queue: VecDeque::new(),
-            running: 0,
+            held_count: 0,
             received: 0,
             max_received,
-            max_handlers,
         }
     }
 
@@ -183,43 +181,33 @@ impl Serving {
         self.received == 0 || self.received + charge <= self.max_received
     }
 
-    /// Takes a request that passed [`check`](Self::check): it waits for a handler, and its
-    /// tag is in use until it is answered.
+    /// Takes a request that passed [`check`](Self::check), counted as `charge` bytes: it is
+    /// held, and its tag in use, until [`finished`](Self::finished). Returns the job that
+    /// goes with it to the driver.
     #[inline]
-    pub fn admit(&mut self, request: Request, charge: usize) {
+    pub fn admit(&mut self, request: &Request, charge: usize) -> Job {
         let held = self.held.insert(request.channel, request.tag);
         self.received += charge;
-        let job = Job {
+        self.held_count += 1;
+        Job {
             channel: request.channel,
             tag: request.tag,
             charge,
             held,
-        };
-        self.queue.push_back((job, request));
-    }
-
-    /// The next request for a handler, if one may start now.
-    #[inline]
-    pub fn start(&mut self) -> Option<(Job, Request)> {
-        if self.running >= self.max_handlers {
-            return None;
         }
-        let next = self.queue.pop_front()?;
-        self.running += 1;
-        Some(next)
     }
 
     /// The handler of `job` is done: its tag may come again, and its bytes are free.
     #[inline]
     pub fn finished(&mut self, job: Job) {
-        self.running -= 1;
+        self.held_count -= 1;
         self.held.remove(job.channel, job.tag, job.held);
         self.received -= job.charge;
     }
 
-    /// No request waits for a handler or is in one.
+    /// No request is held.
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.running == 0
+        self.held_count == 0
     }
 
     /// Bytes held now.
@@ -227,15 +215,12 @@ impl Serving {
         self.received
     }
 
-    /// Gives the memory of the empty queue and set back, when they grew beyond what a busy
-    /// connection keeps using (so that one is not made anew at every pause).
+    /// Gives the memory of the empty sets of tags back, when they grew beyond what a busy
+    /// connection keeps using (so that they are not made anew at every pause).
     pub fn release_idle(&mut self) {
         if self.is_idle() {
             debug_assert!(self.held.is_empty());
             self.held.release_idle();
-            if self.queue.capacity() > KEEP {
-                self.queue = VecDeque::new();
-            }
         }
     }
 }
@@ -260,14 +245,14 @@ mod tests {
 
     #[test]
     fn without_a_handler_every_request_is_refused_first() {
-        let mut s = Serving::new(false, false, 1 << 20, 4);
+        let mut s = Serving::new(false, false, 1 << 20);
         s.peer_erq();
         assert_eq!(refusal(&s, 5, 2), "no request handler");
     }
 
     #[test]
     fn after_erq_requests_are_refused() {
-        let mut s = Serving::new(true, false, 1 << 20, 4);
+        let mut s = Serving::new(true, false, 1 << 20);
         s.check(0, 2).unwrap();
         s.peer_erq();
         assert_eq!(refusal(&s, 0, 2), "requests no longer allowed");
@@ -275,20 +260,18 @@ mod tests {
 
     #[test]
     fn unknown_channels_get_cs_literal_text() {
-        let s = Serving::new(true, false, 1 << 20, 4);
+        let s = Serving::new(true, false, 1 << 20);
         assert_eq!(refusal(&s, 5, 7), "unknown channel %d");
-        Serving::new(true, true, 1 << 20, 4).check(5, 7).unwrap();
+        Serving::new(true, true, 1 << 20).check(5, 7).unwrap();
     }
 
     #[test]
     fn a_tag_held_is_refused_until_its_handler_is_done() {
-        let mut s = Serving::new(true, false, 1 << 20, 1);
-        s.admit(request(0, 9), 200);
+        let mut s = Serving::new(true, false, 1 << 20);
+        let job = s.admit(&request(0, 9), 200);
+        assert_eq!(job.tag, 9);
         assert_eq!(refusal(&s, 0, 9), "channel 0: tag already in use: 9");
         s.check(1, 9).unwrap_err(); // channels off
-        let (job, rq) = s.start().unwrap();
-        assert_eq!((job.tag, rq.tag), (9, 9));
-        assert_eq!(refusal(&s, 0, 9), "channel 0: tag already in use: 9");
         s.finished(job);
         s.check(0, 9).unwrap();
         assert_eq!(s.received(), 0);
@@ -297,11 +280,12 @@ mod tests {
 
     #[test]
     fn tags_out_of_order_on_other_channels_and_reused_are_all_checked() {
-        let mut s = Serving::new(true, true, 1 << 20, 100);
+        let mut s = Serving::new(true, true, 1 << 20);
         // Upwards, then one below the mark, then one on another channel, then one again.
+        let mut jobs = Vec::new();
         for (channel, tag) in [(0, 10), (0, 20), (0, 15), (7, 3), (0, 30)] {
             s.check(channel, tag).unwrap();
-            s.admit(request(channel, tag), 10);
+            jobs.push(s.admit(&request(channel, tag), 10));
         }
         for (channel, tag) in [(0, 10), (0, 20), (0, 15), (7, 3), (0, 30)] {
             assert!(s.check(channel, tag).is_err(), "({channel}, {tag}) is held");
@@ -310,9 +294,6 @@ mod tests {
             s.check(channel, tag).unwrap();
         }
         // They finish out of order; each tag is free again once its handler is done.
-        let mut jobs: Vec<Job> = std::iter::from_fn(|| s.start())
-            .map(|(job, _)| job)
-            .collect();
         jobs.rotate_left(2);
         for job in jobs {
             assert!(s.check(job.channel, job.tag).is_err());
@@ -321,18 +302,16 @@ mod tests {
         }
         assert!(s.held.is_empty() && s.held.in_order.is_empty());
         // A tag reused after its answer, below the high mark: held again, and refused twice.
-        s.admit(request(0, 20), 10);
+        s.admit(&request(0, 20), 10);
         assert!(s.check(0, 20).is_err());
     }
 
     #[test]
     fn the_list_of_tags_in_order_stays_bounded_while_an_old_one_is_held() {
-        let mut s = Serving::new(true, false, 1 << 30, 2);
-        s.admit(request(0, 2), 10);
-        let stuck = s.start().unwrap().0;
+        let mut s = Serving::new(true, false, 1 << 30);
+        let stuck = s.admit(&request(0, 2), 10);
         for tag in 3..100_000 {
-            s.admit(request(0, tag), 10);
-            let (job, _) = s.start().unwrap();
+            let job = s.admit(&request(0, tag), 10);
             s.finished(job);
         }
         // One tag held: the list never grows past the sweep's threshold for it.
@@ -348,25 +327,10 @@ mod tests {
     }
 
     #[test]
-    fn handlers_start_up_to_the_limit_in_arrival_order() {
-        let mut s = Serving::new(true, false, 1 << 20, 2);
-        for tag in 2..6 {
-            s.admit(request(0, tag), 10);
-        }
-        let a = s.start().unwrap().0;
-        let b = s.start().unwrap().0;
-        assert_eq!((a.tag, b.tag), (2, 3));
-        assert!(s.start().is_none(), "two handlers at most");
-        s.finished(b);
-        assert_eq!(s.start().unwrap().0.tag, 4);
-        assert_eq!(s.received(), 30);
-    }
-
-    #[test]
     fn the_received_budget_takes_one_request_when_empty_and_stops_at_its_limit() {
-        let mut s = Serving::new(true, false, 1000, 4);
+        let mut s = Serving::new(true, false, 1000);
         assert!(s.fits(5000), "one always fits into an empty budget");
-        s.admit(request(0, 2), 600);
+        s.admit(&request(0, 2), 600);
         assert!(s.fits(400));
         assert!(!s.fits(401));
     }

@@ -7,7 +7,7 @@
 //! ([`transmitted`](Session::transmitted)) and the time
 //! ([`handle_timeout`](Session::handle_timeout)); it yields the bytes to write
 //! ([`take_transmit`](Session::take_transmit)), the requests to hand to handlers
-//! ([`poll_request`](Session::poll_request)), the outcomes of this side's requests (through
+//! ([`take_requests`](Session::take_requests)), the outcomes of this side's requests (through
 //! the wakers of their owners), whether to read ([`read_want`](Session::read_want)), and its
 //! next deadline ([`poll_timeout`](Session::poll_timeout)). The close sequence, admission,
 //! backpressure, the byte budgets and every timeout are decided here; the driver only moves
@@ -41,9 +41,11 @@
 //!
 //! Reading stops, as backpressure on the peer, while the next request does not fit in
 //! [`Config::max_received`] or [`Config::max_unsent`] is full; responses to this side's
-//! requests are always read. Handlers start while fewer than `max_handlers` run and
-//! `max_unsent` has room. This side's requests wait for room in `max_in_flight` and
-//! `max_unsent`, first come first served.
+//! requests are always read. A request taken is handed to the driver at once; the driver
+//! starts its handler while fewer than `max_handlers` futures are pending and the replies
+//! waiting to be written, [`unsent`](Session::unsent) with its own, are below `max_unsent`.
+//! This side's requests wait for room in `max_in_flight` and `max_unsent`, first come first
+//! served.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -111,6 +113,8 @@ pub(crate) struct Session {
     stream_ended: bool,
     /// A whole request is in the read buffer, and does not fit in the budgets.
     blocked: bool,
+    /// Requests taken, for the driver to hand to handlers.
+    requests: VecDeque<(Job, Request)>,
     erq_sent: bool,
     grace_until: Option<Instant>,
     close_deadline: Option<Instant>,
@@ -127,12 +131,7 @@ impl Session {
         Session {
             codec: PacketCodec::new(config.max_packet),
             phase: Phase::Open,
-            serving: Serving::new(
-                serving,
-                config.channels,
-                config.max_received,
-                config.max_handlers,
-            ),
+            serving: Serving::new(serving, config.channels, config.max_received),
             in_flight: InFlight::new(config.max_in_flight, config.request_timeout),
             waiters: VecDeque::new(),
             next_ticket: 0,
@@ -141,6 +140,7 @@ impl Session {
             read_end: None,
             stream_ended: false,
             blocked: false,
+            requests: VecDeque::new(),
             erq_sent: false,
             grace_until: None,
             close_deadline: None,
@@ -457,7 +457,8 @@ impl Session {
                     flags: packet.flags(),
                     payload: packet.into_payload(),
                 };
-                self.serving.admit(request, frame + REQUEST_COST);
+                let job = self.serving.admit(&request, frame + REQUEST_COST);
+                self.requests.push_back((job, request));
             }
             Err(text) => {
                 self.stats.requests_refused += 1;
@@ -521,14 +522,23 @@ impl Session {
 
     // ---- serving ----
 
-    /// The next request to hand to a handler, if one may start now: fewer than
-    /// `max_handlers` run, and `max_unsent` has room for its reply.
+    /// Moves the requests taken since the last call to the end of `into` (emptied when it
+    /// was empty, they trade places), for the driver to hand to handlers. Each is held, and
+    /// its tag in use, until its reply comes back through
+    /// [`handle_replies`](Self::handle_replies).
     #[inline]
-    pub fn poll_request(&mut self) -> Option<(Job, Request)> {
-        if self.unsent >= self.config.max_unsent || self.outcome.is_some() {
-            return None;
+    pub fn take_requests(&mut self, into: &mut VecDeque<(Job, Request)>) {
+        if into.is_empty() {
+            std::mem::swap(into, &mut self.requests);
+        } else {
+            into.append(&mut self.requests);
         }
-        self.serving.start()
+    }
+
+    /// Bytes waiting to be written: the driver starts a handler only while these and the
+    /// replies it holds are below `max_unsent`.
+    pub fn unsent(&self) -> usize {
+        self.unsent
     }
 
     /// The handlers of `jobs` are done (emptied), and `replies` (emptied) holds their
@@ -784,6 +794,9 @@ impl Session {
         }
         self.in_flight.release_idle();
         self.serving.release_idle();
+        if self.requests.is_empty() {
+            self.requests = VecDeque::new();
+        }
         if self.to_wake.is_empty() {
             self.to_wake = Vec::new();
         }
@@ -797,25 +810,24 @@ impl Session {
 /// the handler's reply, or cs's failure text when `reply` is `None` (the handler failed: an
 /// error or a panic, traced by the caller) or cannot be sent (flags that do not fit, over
 /// `max_packet`).
-#[inline]
+#[inline(always)]
 pub(crate) fn encode_reply(config: &Config, job: Job, reply: Option<Reply>, out: &mut BytesMut) {
     let (channel, tag) = (job.channel, job.tag);
-    let packet =
-        reply.and_then(
-            |r| match Packet::response(channel, tag, r.ok, r.flags, r.payload) {
-                Ok(p) if p.body_len() <= config.max_packet => Some(p),
-                Ok(p) => {
-                    warn!(%p, max = config.max_packet, "handler reply over max_packet");
-                    None
+    if let Some(r) = reply {
+        match Packet::response(channel, tag, r.ok, r.flags, r.payload) {
+            Ok(packet) => {
+                let body = packet.body_len();
+                if body <= config.max_packet {
+                    packet.encode_to(body, out);
+                    trace!(%packet, "out");
+                    return;
                 }
-                Err(e) => {
-                    warn!(channel, tag, error = %e, "handler reply cannot be sent");
-                    None
-                }
-            },
-        );
-    let packet =
-        packet.unwrap_or_else(|| Packet::failure(channel, tag, config.handler_failure.clone()));
+                warn!(%packet, max = config.max_packet, "handler reply over max_packet");
+            }
+            Err(e) => warn!(channel, tag, error = %e, "handler reply cannot be sent"),
+        }
+    }
+    let packet = Packet::failure(channel, tag, config.handler_failure.clone());
     packet.encode_to(packet.body_len(), out);
     trace!(%packet, "out");
 }

@@ -111,9 +111,11 @@ impl Wire {
         self.s.handle_replies(&mut vec![job], &mut replies);
     }
 
-    /// Starts every request a handler may take now.
+    /// The requests taken since the last call, for handlers.
     fn start_all(&mut self) -> Vec<(Job, Request)> {
-        std::iter::from_fn(|| self.s.poll_request()).collect()
+        let mut taken = VecDeque::new();
+        self.s.take_requests(&mut taken);
+        taken.into()
     }
 
     /// Sends a request of this side, expecting room.
@@ -388,7 +390,6 @@ fn requests_beyond_max_received_stay_unread_until_handlers_finish() {
     let config = Config {
         max_packet: 1000,
         max_received: 3000,
-        max_handlers: 1,
         ..Config::default()
     };
     let mut w = Wire::serving(config);
@@ -401,8 +402,14 @@ fn requests_beyond_max_received_stay_unread_until_handlers_finish() {
     assert!(held <= 3000, "{held}");
     assert_eq!(held / (700 + 5 + REQUEST_COST), 3, "three fit");
     assert_eq!(w.s.read_want(&w.inbox), None, "reading waits");
-    let (job, _) = w.start_all().pop().unwrap();
-    assert!(w.start_all().is_empty(), "one handler at a time");
+    let mut taken = w.start_all();
+    assert_eq!(taken.len(), 3);
+    w.reread();
+    assert!(
+        w.start_all().is_empty(),
+        "nothing more until a handler is done"
+    );
+    let (job, _) = taken.remove(0);
     w.reply(job, echo());
     w.reread();
     assert_eq!(
@@ -410,11 +417,12 @@ fn requests_beyond_max_received_stay_unread_until_handlers_finish() {
         held,
         "one answered, one more taken"
     );
+    assert_eq!(w.start_all().len(), 1);
     assert_eq!(w.s.stats().requests_served, 1);
 }
 
 #[test]
-fn a_peer_that_never_reads_stops_handlers_and_then_reading() {
+fn a_peer_that_never_reads_stops_being_read_at_max_unsent() {
     let config = Config {
         max_packet: 1000,
         max_received: 2000,
@@ -432,8 +440,8 @@ fn a_peer_that_never_reads_stops_handlers_and_then_reading() {
         }
     }
     let stats = w.s.stats();
-    // Handlers stop once 2000 bytes wait (one reply can go beyond), then requests queue up
-    // to 2000 bytes, then reading stops.
+    // Requests are taken while fewer than 2000 bytes wait (one reply can go beyond); then
+    // reading stops.
     assert!(stats.unsent_bytes < 2000 + 1000, "{stats:?}");
     assert!(stats.received_bytes <= 2000, "{stats:?}");
     assert_eq!(w.s.read_want(&w.inbox), None);
