@@ -43,8 +43,10 @@ const READ_CHUNK: usize = 16 * 1024;
 /// How far a read may run ahead of the bytes that have come, for a large packet: the buffer
 /// grows with what arrives, never to a length the peer only announced.
 const READ_AHEAD: usize = 64 * 1024;
-/// A write buffer larger than this is given back once it is empty.
-const WRITE_KEEP: usize = 64 * 1024;
+/// A write buffer larger than this is given back once it is empty; a smaller one is kept
+/// for the next write while the connection is busy (a fresh large buffer costs page faults
+/// that reuse does not). An idle connection gives back every buffer.
+const WRITE_KEEP: usize = 4 << 20;
 /// The first read of an idle connection goes to the stack, this much at most, so that an
 /// idle connection holds no read buffer; as much as a read buffer takes, so that a batch
 /// is read in one go.
@@ -141,6 +143,9 @@ pub(crate) struct Driver<T, H: Handler> {
     unflushed: bool,
     /// The last read found nothing, with the buffer empty.
     read_idle: bool,
+    /// Packets were taken off the read buffer since the last read: their payloads may still
+    /// share it.
+    handed_out: bool,
     /// Whether reading had ended at the last lock (to notify once).
     read_ended: bool,
 }
@@ -185,6 +190,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             timer: None,
             unflushed: false,
             read_idle: false,
+            handed_out: false,
             read_ended: false,
         }
     }
@@ -213,8 +219,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             progress |= self.poll_shutdown(cx);
             progress |= self.poll_timer(cx);
             if !progress {
-                if self.read_idle && self.running.is_empty() && self.write_buf.is_empty() {
-                    self.release_if_quiet();
+                if self.idle() && self.note_quiet(cx) {
+                    continue;
                 }
                 return Poll::Pending;
             }
@@ -239,16 +245,19 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         if let Some(e) = self.failed.take() {
             session.handle_io_error(e);
         }
+        let buffered = self.read_buf.len();
         match std::mem::replace(&mut self.read, Read::Nothing) {
             Read::Nothing => session.handle_read(&mut self.read_buf, 0, now),
             Read::Bytes(n) => session.handle_read(&mut self.read_buf, n, now),
             Read::End => session.handle_read_eof(&mut self.read_buf, now),
             Read::Failed(e) => session.handle_io_error(e),
         }
+        self.handed_out |= self.read_buf.len() < buffered;
         if self.deadline.is_some_and(|due| due <= now) {
             session.handle_timeout(now);
         }
         session.take_requests(&mut self.to_start);
+        let release = session.quiet(now, self.idle());
         if self.shut {
             session.shutdown_done();
         }
@@ -261,6 +270,9 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         let read_ended = session.read_end().is_some() || ended;
         session.swap_wakers(&mut self.wakers);
         drop(state);
+        if release {
+            self.release_idle();
+        }
         self.wakers.drain(..).for_each(Waker::wake);
         if read_ended && !self.read_ended {
             self.read_ended = true;
@@ -278,16 +290,27 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         self.shared.ended.notify_waiters();
     }
 
-    /// Gives back what an idle connection does not need, if it is idle: nothing in flight
-    /// either way, nothing to write, and the last read found nothing.
-    fn release_if_quiet(&mut self) {
+    /// Whether the driver's side is idle: the last read found nothing, and no handler, reply
+    /// or write is pending.
+    fn idle(&self) -> bool {
+        self.read_idle
+            && self.running.is_empty()
+            && self.to_start.is_empty()
+            && self.write_buf.is_empty()
+    }
+
+    /// The driver's side is idle as a wake ends: tells the session, which says when the
+    /// connection has been quiet long enough to give its memory back, and arms the timer for
+    /// that moment. `true` when the timer has come already.
+    fn note_quiet(&mut self, cx: &mut Context<'_>) -> bool {
         let mut state = self.shared.lock();
-        if !state.session.is_quiet() {
-            return;
-        }
-        state.session.release_idle();
+        let release = state.session.quiet(now(), true);
+        self.deadline = state.session.poll_timeout();
         drop(state);
-        self.release_idle();
+        if release {
+            self.release_idle();
+        }
+        self.poll_timer(cx)
     }
 
     fn release_idle(&mut self) {
@@ -446,7 +469,14 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             }
             return true;
         }
-        make_room(&mut self.read_buf, need);
+        if !make_room(&mut self.read_buf, need, self.handed_out) {
+            // The payloads handed out still share the buffer: their holders run first, and
+            // the buffer is reused once they have dropped them.
+            self.handed_out = false;
+            cx.waker().wake_by_ref();
+            return false;
+        }
+        self.handed_out = false;
         match tokio_util::io::poll_read_buf(io.as_mut(), cx, &mut self.read_buf) {
             Poll::Pending => {
                 self.read_idle = self.read_buf.is_empty();
@@ -532,10 +562,15 @@ fn answer(config: &Config, job: Job, outcome: Outcome, replies: &mut BytesMut) {
 
 /// Makes room in `buf` for the `need` more bytes the frame at its front lacks, and a useful
 /// read besides, without running more than [`READ_AHEAD`] (or what has come of the frame,
-/// if more) ahead of the bytes that have come. The payloads handed out share the buffer, so
-/// it is reused only once they are all dropped; otherwise the unfinished frame moves to a new
-/// buffer of exactly the size wanted.
-fn make_room(buf: &mut BytesMut, need: usize) {
+/// if more) ahead of the bytes that have come; `false` when the read should wait a turn
+/// instead.
+///
+/// The payloads handed out share the buffer, so it is reused only once they are all
+/// dropped. When they may not be yet (`handed_out`) and a large frame needs room, the read
+/// waits a turn for their holders to run, rather than move the frame to a fresh buffer:
+/// fresh large buffers cost page faults that reuse does not. Otherwise the unfinished frame
+/// moves to a new buffer of exactly the size wanted.
+fn make_room(buf: &mut BytesMut, need: usize, handed_out: bool) -> bool {
     let want = if need <= READ_CHUNK {
         READ_CHUNK
     } else {
@@ -543,12 +578,16 @@ fn make_room(buf: &mut BytesMut, need: usize) {
     };
     let spare = buf.capacity() - buf.len();
     if spare >= want || (spare >= READ_CHUNK / 16 && spare >= need) {
-        return;
+        return true;
     }
     if buf.try_reclaim(want) {
-        return;
+        return true;
+    }
+    if handed_out && want > READ_CHUNK {
+        return false;
     }
     let mut bigger = BytesMut::with_capacity(buf.len() + want);
     bigger.extend_from_slice(buf);
     *buf = bigger;
+    true
 }

@@ -50,7 +50,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tracing::{debug, trace, warn};
@@ -59,6 +59,11 @@ use crate::config::REQUEST_COST;
 use crate::in_flight::{InFlight, Outcome, Owner};
 use crate::serving::{Job, Serving};
 use crate::{Config, Ended, Error, Packet, PacketCodec, Reply, Request, Response, Stats, bsuint};
+
+/// How long a connection stays quiet (nothing in flight either way, nothing to write, nothing
+/// read) before it gives its buffers and tables back. A busy connection keeps them from one
+/// burst to the next: large buffers made anew cost page faults.
+pub(crate) const IDLE_RELEASE: Duration = Duration::from_millis(200);
 
 /// Where the connection is in its life. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -118,6 +123,10 @@ pub(crate) struct Session {
     erq_sent: bool,
     grace_until: Option<Instant>,
     close_deadline: Option<Instant>,
+    /// When the connection went quiet, while it stays so.
+    quiet_since: Option<Instant>,
+    /// Its memory was given back in this quiet spell.
+    released: bool,
     /// The first bad input: the connection still closes cleanly, and reports it.
     failure: Option<Error>,
     outcome: Option<Result<(), Error>>,
@@ -144,6 +153,8 @@ impl Session {
             erq_sent: false,
             grace_until: None,
             close_deadline: None,
+            quiet_since: None,
+            released: false,
             failure: None,
             outcome: None,
             stats: Stats::default(),
@@ -255,6 +266,7 @@ impl Session {
                 return Poll::Ready(Err(e));
             }
         };
+        self.active();
         packet.set_tag(tag);
         // The body grows from tag 0's one byte to the tag's length.
         self.send_sized(&packet, body - 1 + bsuint::encoded_len(tag));
@@ -422,6 +434,7 @@ impl Session {
 
     #[inline]
     fn receive(&mut self, packet: Packet, frame: usize, now: Instant) {
+        self.active();
         self.stats.packets_in += 1;
         trace!(%packet, "in");
         if packet.is_eof() {
@@ -634,10 +647,19 @@ impl Session {
             return None;
         }
         let grace = self.grace_until.filter(|_| !self.outbound.is_empty());
-        [self.close_deadline, self.in_flight.next_deadline(), grace]
-            .into_iter()
-            .flatten()
-            .min()
+        let release = self
+            .quiet_since
+            .filter(|_| !self.released)
+            .and_then(|since| since.checked_add(IDLE_RELEASE));
+        [
+            self.close_deadline,
+            self.in_flight.next_deadline(),
+            grace,
+            release,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The time is `now`: requests whose timeout passed fail, and a close past its deadline
@@ -777,6 +799,33 @@ impl Session {
         }
     }
 
+    /// Something happened: the quiet spell, if any, is over.
+    #[inline]
+    fn active(&mut self) {
+        self.quiet_since = None;
+        self.released = false;
+    }
+
+    /// Whether the driver's side is `idle` (nothing read, nothing to write, no handler
+    /// running) at `now`: `true` when the whole connection has been quiet for
+    /// [`IDLE_RELEASE`] and should give its memory back, which it then does, once per quiet
+    /// spell. Anything but quiet ends the spell, and its deadline with it.
+    pub fn quiet(&mut self, now: Instant, idle: bool) -> bool {
+        if !idle || !self.is_quiet() {
+            self.active();
+            return false;
+        }
+        if self.released {
+            return false;
+        }
+        let since = *self.quiet_since.get_or_insert(now);
+        if now.saturating_duration_since(since) < IDLE_RELEASE {
+            return false;
+        }
+        self.release_idle();
+        true
+    }
+
     /// Nothing is in flight either way, and nothing waits to be written.
     pub fn is_quiet(&self) -> bool {
         self.phase == Phase::Open
@@ -789,6 +838,7 @@ impl Session {
 
     /// Gives back the memory an idle connection does not need.
     pub fn release_idle(&mut self) {
+        self.released = true;
         if self.outbound.is_empty() {
             self.outbound = BytesMut::new();
         }

@@ -697,3 +697,35 @@ fn a_quiet_session_gives_its_memory_back() {
     w.s.release_idle();
     assert_eq!(w.s.outbound.capacity(), 0);
 }
+
+#[test]
+fn a_quiet_connection_gives_its_memory_back_once_and_then_sleeps() {
+    let mut w = Wire::serving(Config::default());
+    w.peer_sends(&[request(2, b"a")]);
+    let (job, _) = w.start_all().pop().unwrap();
+    w.reply(job, echo());
+    w.peer_reads();
+    assert!(!w.s.quiet(w.now, false), "the driver is busy: no spell");
+    assert_eq!(w.s.poll_timeout(), None);
+    // Quiet from now: the release is due after IDLE_RELEASE, not before.
+    assert!(!w.s.quiet(w.now, true));
+    assert_eq!(w.s.poll_timeout(), Some(w.now + IDLE_RELEASE));
+    w.now += IDLE_RELEASE / 2;
+    assert!(!w.s.quiet(w.now, true));
+    // Activity ends the spell; a new one starts from the next quiet moment.
+    w.peer_sends(&[request(3, b"b")]);
+    let (job, _) = w.start_all().pop().unwrap();
+    w.reply(job, echo());
+    w.peer_reads();
+    assert!(!w.s.quiet(w.now, true));
+    w.now += IDLE_RELEASE - Duration::from_millis(1);
+    assert!(!w.s.quiet(w.now, true));
+    w.now += Duration::from_millis(1);
+    assert!(w.s.quiet(w.now, true), "quiet for IDLE_RELEASE: released");
+    assert_eq!(w.s.outbound.capacity(), 0);
+    // Once per spell: no deadline left to wake an idle connection.
+    assert_eq!(w.s.poll_timeout(), None);
+    w.now += IDLE_RELEASE * 10;
+    assert!(!w.s.quiet(w.now, true));
+    assert_eq!(w.s.poll_timeout(), None);
+}
