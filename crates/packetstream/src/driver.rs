@@ -208,20 +208,18 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..ROUNDS_PER_WAKE {
+            // Read first, so that the lock sees what came, and knows when nothing did.
+            let mut progress = self.poll_read(cx);
             if self.exchange(cx) {
                 self.end();
                 return Poll::Ready(());
             }
-            let mut progress = self.poll_handlers(cx);
+            progress |= self.poll_handlers(cx);
             progress |= self.start_handlers(cx);
             progress |= self.poll_write(cx);
-            progress |= self.poll_read(cx);
             progress |= self.poll_shutdown(cx);
             progress |= self.poll_timer(cx);
             if !progress {
-                if self.idle() && self.note_quiet(cx) {
-                    continue;
-                }
                 return Poll::Pending;
             }
         }
@@ -290,27 +288,13 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         self.shared.ended.notify_waiters();
     }
 
-    /// Whether the driver's side is idle: the last read found nothing, and no handler, reply
-    /// or write is pending.
+    /// Whether the driver's side is idle: the read just made found nothing, and no handler,
+    /// reply or write is pending.
     fn idle(&self) -> bool {
         self.read_idle
             && self.running.is_empty()
             && self.to_start.is_empty()
             && self.write_buf.is_empty()
-    }
-
-    /// The driver's side is idle as a wake ends: tells the session, which says when the
-    /// connection has been quiet long enough to give its memory back, and arms the timer for
-    /// that moment. `true` when the timer has come already.
-    fn note_quiet(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut state = self.shared.lock();
-        let release = state.session.quiet(now(), true);
-        self.deadline = state.session.poll_timeout();
-        drop(state);
-        if release {
-            self.release_idle();
-        }
-        self.poll_timer(cx)
     }
 
     fn release_idle(&mut self) {
@@ -521,6 +505,11 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     }
 
     /// Sleeps until the session's deadline; `true` when it has come.
+    ///
+    /// The timer is only ever moved earlier (or re-armed once it has fired): one that fires
+    /// before the session's deadline costs a wake at which the session looks again, while
+    /// moving it later at every wake (a quiet spell's deadline moves with each burst) would
+    /// cost a timer-wheel update per wake.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(deadline) = self.deadline else {
             return false;
@@ -528,7 +517,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         let deadline = tokio::time::Instant::from_std(deadline);
         let timer = match &mut self.timer {
             Some(timer) => {
-                if timer.deadline() != deadline {
+                if deadline < timer.deadline() || timer.is_elapsed() {
                     timer.as_mut().reset(deadline);
                 }
                 timer
