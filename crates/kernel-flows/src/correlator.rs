@@ -409,35 +409,6 @@ impl<R, E: Clone> Correlator<R, E> {
         ))
     }
 
-    /// Issues `n` consecutive tags, from the returned one up, for requests whose replies the
-    /// caller correlates itself (a batch client with its own bookkeeping). They come from
-    /// the same counter as [`allocate`](Correlator::allocate)'s, so no tag is ever issued
-    /// twice, but they hold no slot and no permit: a reply to one of them given to
-    /// [`correlate`](Correlator::correlate) is an [`Orphan`]. `None` when fewer than `n`
-    /// tags are left below `u64::MAX`.
-    ///
-    /// ```
-    /// use kernel_flows::{Config, Correlator, Tag};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let correlator: Correlator<(), ()> = Correlator::new(Config { first_tag: 2, ..Config::default() });
-    /// assert_eq!(correlator.reserve(10), Some(Tag(2)));
-    /// let (tag, _pending) = correlator.allocate().await.unwrap();
-    /// assert_eq!(tag, Tag(12));
-    /// # }
-    /// ```
-    pub fn reserve(&self, n: u64) -> Option<Tag> {
-        self.inner
-            .next_tag
-            .0
-            // The run ends below u64::MAX (FREE), which is never issued.
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
-                next.checked_add(n)
-            })
-            .ok()
-            .map(Tag)
-    }
-
     /// Delivers the reply for `tag` to its [`Pending`] (fault's `i_correlate`).
     ///
     /// A reply nobody waits for comes back as an [`Orphan`], after it is counted and traced;

@@ -112,22 +112,6 @@ fn replies_to_tags_never_issued_are_unknown_orphans() {
     assert_eq!(c.in_flight(), 1, "orphans leave the waiting request alone");
 }
 
-#[test]
-fn reserved_tags_are_never_issued_again_and_hold_no_slot() {
-    let c = tagged(4);
-    let (before, _p) = allocate_now(&c);
-    assert_eq!(c.reserve(100), Some(Tag(3)));
-    let (after, _q) = allocate_now(&c);
-    assert_eq!((before, after), (Tag(2), Tag(103)));
-    assert_eq!(c.in_flight(), 2, "a reserved tag takes no permit");
-    // A reply to a reserved tag is not the correlator's to deliver.
-    let orphan = c.correlate(Tag(50), 50).unwrap_err();
-    assert_eq!(orphan.kind, OrphanKind::Finished);
-    // The counter never reaches u64::MAX, which marks a free slot.
-    assert_eq!(c.reserve(u64::MAX - 104), Some(Tag(104)));
-    assert_eq!(c.reserve(1), None);
-}
-
 #[tokio::test]
 async fn fail_all_wakes_every_waiter_and_every_allocation_waiting_for_capacity() {
     let c = tagged(3);
