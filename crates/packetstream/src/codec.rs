@@ -39,7 +39,7 @@ impl PacketCodec {
 }
 
 impl Default for PacketCodec {
-    /// The default limit of [`Config::max_packet`](crate::Config::max_packet), 16 MiB.
+    /// The default limit of [`Config::max_packet`](crate::Config::max_packet), 4 MiB.
     fn default() -> Self {
         PacketCodec::new(crate::Config::default().max_packet)
     }
