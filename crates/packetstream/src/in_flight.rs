@@ -587,20 +587,28 @@ fn unreachable_response() -> Response {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
 
-    struct Count(AtomicUsize);
+    /// A waker that counts its wakes, for the tests of this module and the session's.
+    pub(crate) struct Count(AtomicUsize);
     impl Wake for Count {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
     }
 
-    fn waker() -> (Arc<Count>, Waker) {
+    impl Count {
+        /// How many times it was woken.
+        pub(crate) fn woken(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    pub(crate) fn waker() -> (Arc<Count>, Waker) {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         (Arc::clone(&count), Waker::from(count))
     }
@@ -658,7 +666,7 @@ mod tests {
         // A duplicate before the owner took the first: refused, the first kept.
         assert!(t.answer(0, tag, response(8), &mut to_wake).is_err());
         wake_all(&mut t, &mut to_wake);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.woken(), 1);
         assert_eq!(t.poll_call(tag, &w).unwrap().unwrap().flags, 7);
         // After it was taken: an orphan.
         assert!(t.answer(0, tag, response(9), &mut to_wake).is_err());
@@ -719,7 +727,7 @@ mod tests {
         let error = Error::Closed(Ended::PeerEof);
         assert_eq!(t.fail_all(&error, &mut to_wake), 2);
         wake_all(&mut t, &mut to_wake);
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(count.woken(), 2);
         assert!(matches!(t.poll_call(call, &w), Some(Err(Error::Closed(_)))));
         t.take_pipe(pipe, &mut got, &w);
         assert!(matches!(got.pop_front(), Some((tag, Err(_))) if tag == piped));
@@ -769,12 +777,12 @@ mod tests {
             t.answer(0, tag, response(tag), &mut to_wake).unwrap();
         }
         wake_all(&mut t, &mut to_wake);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.woken(), 1);
         for &tag in &tags[6..] {
             t.answer(0, tag, response(tag), &mut to_wake).unwrap();
         }
         wake_all(&mut t, &mut to_wake);
-        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert_eq!(count.woken(), 2);
         for &tag in &tags {
             assert_eq!(t.poll_call(tag, &w).unwrap().unwrap().flags, tag);
         }
@@ -799,11 +807,7 @@ mod tests {
             t.answer(0, tag, response(tag), &mut to_wake).unwrap();
         }
         wake_all(&mut t, &mut to_wake);
-        assert!(
-            tasks
-                .iter()
-                .all(|(count, _)| count.0.load(Ordering::SeqCst) == 1)
-        );
+        assert!(tasks.iter().all(|(count, _)| count.woken() == 1));
         // A task polled again with another waker: the old one is let go, the new one woken.
         let (first, w1) = waker();
         let (second, w2) = waker();
@@ -812,13 +816,7 @@ mod tests {
         assert!(t.poll_call(tag, &w2).is_none());
         t.answer(0, tag, response(0), &mut to_wake).unwrap();
         wake_all(&mut t, &mut to_wake);
-        assert_eq!(
-            (
-                first.0.load(Ordering::SeqCst),
-                second.0.load(Ordering::SeqCst)
-            ),
-            (0, 1)
-        );
+        assert_eq!((first.woken(), second.woken()), (0, 1));
     }
 
     #[test]

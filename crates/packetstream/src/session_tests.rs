@@ -1,30 +1,15 @@
 //! The session alone, on virtual time: no socket, no task, no clock. Every close path and
 //! every backpressure path, driven by hand the way the driver drives it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Wake;
 use std::time::Duration;
 
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::*;
-
-/// Counts its wakes.
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn waker() -> (Arc<Count>, Waker) {
-    let count = Arc::new(Count(AtomicUsize::new(0)));
-    (Arc::clone(&count), Waker::from(count))
-}
+use crate::in_flight::tests::{Count, waker};
 
 fn woken(count: &Count) -> usize {
-    count.0.load(Ordering::SeqCst)
+    count.woken()
 }
 
 /// A session with the peer's side of the wire beside it: what the peer sends is encoded
@@ -136,6 +121,40 @@ fn request(tag: u64, payload: &'static [u8]) -> Packet {
 
 fn response(tag: u64, flags: u64) -> Packet {
     Packet::response(0, tag, true, flags, Bytes::new()).unwrap()
+}
+
+/// A request of this side that may have to wait for room, with a waker that counts.
+struct Waiting {
+    request: Option<Outgoing>,
+    ticket: Option<u64>,
+    count: Arc<Count>,
+    waker: Waker,
+}
+
+impl Waiting {
+    fn new(s: &Session, payload: usize) -> Waiting {
+        let (count, waker) = waker();
+        let payload = Bytes::from(vec![0; payload]);
+        Waiting {
+            request: Some(Session::outgoing(s.config(), 0, 0, 0, payload).unwrap()),
+            ticket: None,
+            count,
+            waker,
+        }
+    }
+
+    fn send(&mut self, s: &mut Session) -> Poll<Result<u64, Error>> {
+        s.submit(
+            &mut self.request,
+            Owner::Call,
+            &mut self.ticket,
+            &self.waker,
+        )
+    }
+
+    fn woken(&self) -> usize {
+        woken(&self.count)
+    }
 }
 
 fn kinds(packets: &[Packet]) -> Vec<String> {
@@ -267,26 +286,17 @@ fn abort_cuts_at_once_and_fails_everything_waiting() {
     let (count, waker) = waker();
     let tag = w.submit(0, b"q", Owner::Call);
     assert!(w.s.poll_call(tag, &waker).is_none());
-    // A second request waits for room.
-    let packet = Session::outgoing(w.s.config(), 0, 0, 0, Bytes::new()).unwrap();
-    let (mut slot, mut ticket) = (Some(packet), None);
-    assert!(
-        w.s.submit(&mut slot, Owner::Call, &mut ticket, &waker)
-            .is_pending()
-    );
+    let mut second = Waiting::new(&w.s, 0);
+    assert!(second.send(&mut w.s).is_pending(), "it waits for room");
     w.s.abort();
     w.wake();
-    assert_eq!(
-        woken(&count),
-        2,
-        "the request waiting and the one waiting for room"
-    );
+    assert_eq!((woken(&count), second.woken()), (1, 1));
     assert!(matches!(
         w.s.poll_call(tag, &waker),
         Some(Err(Error::Closed(Ended::Aborted)))
     ));
     assert!(matches!(
-        w.s.submit(&mut slot, Owner::Call, &mut ticket, &waker),
+        second.send(&mut w.s),
         Poll::Ready(Err(Error::Closed(Ended::Aborted)))
     ));
     assert!(matches!(w.s.outcome(), Some(Err(Error::Aborted))));
@@ -488,82 +498,48 @@ fn responses_are_read_even_while_our_unsent_budget_is_full() {
     assert_eq!(w.s.read_want(&w.inbox), Some(1));
 }
 
-#[test]
-fn sending_waits_for_room_in_turn_and_nobody_overtakes() {
+/// A session with room for one request, which one request holds, and two more waiting.
+fn one_held_two_waiting() -> (Wire, u64, Waiting, Waiting) {
     let config = Config {
         max_in_flight: 1,
         ..Config::default()
     };
     let mut w = Wire::new(config, false);
     let held = w.submit(0, b"a", Owner::Call);
-    let (first_count, first) = waker();
-    let (second_count, second) = waker();
-    let packet = || Session::outgoing(w.s.config(), 0, 0, 0, Bytes::new()).unwrap();
-    let (mut a, mut a_ticket) = (Some(packet()), None);
-    let (mut b, mut b_ticket) = (Some(packet()), None);
-    assert!(
-        w.s.submit(&mut a, Owner::Call, &mut a_ticket, &first)
-            .is_pending()
-    );
-    assert!(
-        w.s.submit(&mut b, Owner::Call, &mut b_ticket, &second)
-            .is_pending()
-    );
+    let (mut first, mut second) = (Waiting::new(&w.s, 0), Waiting::new(&w.s, 0));
+    assert!(first.send(&mut w.s).is_pending());
+    assert!(second.send(&mut w.s).is_pending());
+    (w, held, first, second)
+}
+
+#[test]
+fn sending_waits_for_room_in_turn_and_nobody_overtakes() {
+    let (mut w, held, mut first, mut second) = one_held_two_waiting();
     w.peer_reads();
     w.peer_sends(&[response(held, 0)]);
     let (_, taker) = waker();
     w.s.poll_call(held, &taker).unwrap().unwrap();
     w.wake();
-    assert_eq!((woken(&first_count), woken(&second_count)), (1, 0));
+    assert_eq!((first.woken(), second.woken()), (1, 0));
     // The second may not take the room the first was woken for.
-    assert!(
-        w.s.submit(&mut b, Owner::Call, &mut b_ticket, &second)
-            .is_pending()
-    );
-    assert!(matches!(
-        w.s.submit(&mut a, Owner::Call, &mut a_ticket, &first),
-        Poll::Ready(Ok(_))
-    ));
+    assert!(second.send(&mut w.s).is_pending());
+    assert!(matches!(first.send(&mut w.s), Poll::Ready(Ok(_))));
     // The first gives up its tag: the second's turn.
     let sent = w.peer_reads().pop().unwrap().tag();
     w.s.cancel(sent);
     w.wake();
-    assert_eq!(woken(&second_count), 1);
-    assert!(matches!(
-        w.s.submit(&mut b, Owner::Call, &mut b_ticket, &second),
-        Poll::Ready(Ok(_))
-    ));
+    assert_eq!(second.woken(), 1);
+    assert!(matches!(second.send(&mut w.s), Poll::Ready(Ok(_))));
 }
 
 #[test]
 fn a_waiter_that_gives_up_passes_its_turn_on() {
-    let config = Config {
-        max_in_flight: 1,
-        ..Config::default()
-    };
-    let mut w = Wire::new(config, false);
-    let held = w.submit(0, b"a", Owner::Call);
-    let (_, first) = waker();
-    let (second_count, second) = waker();
-    let packet = || Session::outgoing(w.s.config(), 0, 0, 0, Bytes::new()).unwrap();
-    let (mut a, mut a_ticket) = (Some(packet()), None);
-    let (mut b, mut b_ticket) = (Some(packet()), None);
-    assert!(
-        w.s.submit(&mut a, Owner::Call, &mut a_ticket, &first)
-            .is_pending()
-    );
-    assert!(
-        w.s.submit(&mut b, Owner::Call, &mut b_ticket, &second)
-            .is_pending()
-    );
+    let (mut w, held, mut first, mut second) = one_held_two_waiting();
     w.s.cancel(held);
-    w.s.forget_ticket(a_ticket.take());
+    w.s.forget_ticket(first.ticket.take());
     w.wake();
-    assert_eq!(woken(&second_count), 1);
-    assert!(matches!(
-        w.s.submit(&mut b, Owner::Call, &mut b_ticket, &second),
-        Poll::Ready(Ok(_))
-    ));
+    assert_eq!(second.woken(), 1);
+    assert!(matches!(second.send(&mut w.s), Poll::Ready(Ok(_))));
 }
 
 #[test]
@@ -575,19 +551,11 @@ fn sending_waits_for_room_in_max_unsent() {
     };
     let mut w = Wire::new(config, false);
     w.submit(0, &[0; 900], Owner::Call);
-    let (count, waker) = waker();
-    let packet = Session::outgoing(w.s.config(), 0, 0, 0, Bytes::from(vec![0; 900])).unwrap();
-    let (mut slot, mut ticket) = (Some(packet), None);
-    assert!(
-        w.s.submit(&mut slot, Owner::Call, &mut ticket, &waker)
-            .is_pending()
-    );
+    let mut next = Waiting::new(&w.s, 900);
+    assert!(next.send(&mut w.s).is_pending());
     w.peer_reads();
-    assert_eq!(woken(&count), 1, "written: room");
-    assert!(
-        w.s.submit(&mut slot, Owner::Call, &mut ticket, &waker)
-            .is_ready()
-    );
+    assert_eq!(next.woken(), 1, "written: room");
+    assert!(next.send(&mut w.s).is_ready());
 }
 
 #[test]
