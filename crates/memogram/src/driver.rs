@@ -124,7 +124,8 @@ impl<L: Link> Sender<L> {
 /// The receive half: a [`Stream`] of whole memos, each with its source and signer.
 ///
 /// Grams that are refused (malformed, badly signed, not allowed) are dropped with a `debug`
-/// event and counted in [`stats`](Receiver::stats); they never end the stream. Incomplete
+/// event and counted in the [`stats`](crate::Reassembly::stats) of its
+/// [`reassembly`](Receiver::reassembly); they never end the stream. Incomplete
 /// memos expire on a timer. The stream never ends by itself: a failure of the socket is
 /// yielded as an `Err` item (errors that only report an earlier send, such as an ICMP
 /// refusal, are skipped).
