@@ -22,12 +22,12 @@ pub const REQUEST_COST: usize = 128;
 /// [`max_received`](Config::max_received) for its requests waiting for or inside a handler,
 /// [`max_unsent`](Config::max_unsent) for the bytes waiting to be written. When either is
 /// full, reading stops: the peer's writes stall, and nothing more is buffered for it. A
-/// handler starts only while fewer than `max_unsent` bytes wait, so those can exceed
-/// `max_unsent` by the replies of the handlers already running when it filled, at most
-/// [`max_handlers`](Config::max_handlers) replies of [`max_packet`](Config::max_packet). A
-/// connection therefore holds at most about
-/// `max_received + max_unsent + max_handlers × max_packet` for its peer, plus 64 KiB read
-/// ahead.
+/// handler starts only while fewer than `max_unsent` bytes wait (its reply counted as soon
+/// as it is made), so those can exceed `max_unsent` by the reply that crossed it and those of
+/// the handlers still running then: at most [`max_handlers`](Config::max_handlers) ` + 1`
+/// replies of [`max_packet`](Config::max_packet). A connection therefore holds at most about
+/// `max_received + max_unsent + (max_handlers + 1) × max_packet` for its peer, plus one
+/// packet read and not yet taken, and 64 KiB read ahead.
 ///
 /// [`validate`](Config::validate) refuses a config that cannot work, naming the field; every
 /// constructor calls it.

@@ -6,7 +6,8 @@
 //! written, handlers finished), and takes what to do next (requests to hand to handlers,
 //! bytes to write, whether to read, the next deadline). Then, with the lock let go, it starts
 //! handlers, polls the running ones, writes and reads. Rounds repeat while they make
-//! progress. A connection with nothing in flight gives its buffers back.
+//! progress. A connection that has stayed quiet for a while (the session says when) gives its
+//! buffers back.
 //!
 //! Handlers run here: at most [`Config::max_handlers`] futures are pending at once, and a
 //! handler starts only while the bytes waiting to be written (the session's and the replies
