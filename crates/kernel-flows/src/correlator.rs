@@ -68,7 +68,8 @@ impl Default for Config {
 /// Why a request got no reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unanswered<E> {
-    /// The link failed: [`Correlator::fail_all`] was called with this error.
+    /// The request failed with this error: [`Correlator::fail`] failed it alone, or
+    /// [`Correlator::fail_all`] failed the link.
     #[error("{0}")]
     Failed(E),
     /// The [`Pending`] was polled again after it had resolved: its reply was taken already.
@@ -464,6 +465,19 @@ impl<R, E: Clone> Correlator<R, E> {
         self.inner.orphans.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%orphan, "reply dropped: nobody waits for it");
         orphan
+    }
+
+    /// Fails the one request waiting on `tag` with `error` (its reply could not be taken,
+    /// or it could not be sent), leaving the others and the link as they are. `false` when
+    /// no request waits on `tag`.
+    pub fn fail(&self, tag: Tag, error: E) -> bool {
+        let failed = self
+            .inner
+            .table
+            .answer(tag.0, Err(Unanswered::Failed(error)))
+            .is_ok();
+        tracing::debug!(%tag, failed, "one request failed");
+        failed
     }
 
     /// The link failed: every waiting request resolves to [`Unanswered::Failed`] with `error`,

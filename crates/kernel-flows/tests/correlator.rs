@@ -37,6 +37,23 @@ fn tags_start_at_the_first_tag_and_are_never_reused() {
     assert_eq!(seen, (2..12).collect::<Vec<_>>());
 }
 
+#[test]
+fn failing_one_request_leaves_the_others_and_frees_its_slot() {
+    let c = tagged(1);
+    let (a, pa) = allocate_now(&c);
+    assert!(c.fail(a, "too large"));
+    assert_eq!(
+        pa.now_or_never(),
+        Some(Err(Unanswered::Failed("too large")))
+    );
+    assert!(!c.fail(a, "again"), "nobody waits on a failed tag");
+    assert!(!c.is_failed());
+    // Its slot is free (max_in_flight is 1), and the next request is answered as usual.
+    let (b, pb) = allocate_now(&c);
+    c.correlate(b, 7).unwrap();
+    assert_eq!(pb.now_or_never(), Some(Ok(7)));
+}
+
 #[tokio::test]
 async fn allocate_waits_at_max_in_flight_and_a_reply_frees_the_slot() {
     let c = tagged(2);
