@@ -165,7 +165,7 @@ fn null_calls(c: &mut Criterion) {
                 stream.set_nodelay(true).unwrap();
                 let program = program.clone();
                 tokio::spawn(async move {
-                    serve_stream(RecordStream::new(stream, &Config::default()), &program).await
+                    serve_stream(&mut RecordStream::new(stream, &Config::default()), &program).await
                 });
             }
         });

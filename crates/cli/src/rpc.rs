@@ -141,8 +141,8 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
                     known.user_name = stack
                         .get::<transport::TlsInfo>()
                         .and_then(|tls| tls.peer_subject.clone());
-                    let stream = RecordStream::new(stack, &Config::default()).with_peer(known);
-                    match serve_stream(stream, &program).await {
+                    let mut stream = RecordStream::new(stack, &Config::default()).with_peer(known);
+                    match serve_stream(&mut stream, &program).await {
                         Ok(()) => info!(%peer, "connection closed"),
                         Err(e) => info!(%peer, error = %e, "connection failed"),
                     }

@@ -11,11 +11,12 @@ use bytes::{Bytes, BytesMut};
 use kernel_flows::{Correlator, Order, Tag, Unanswered};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, trace};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, trace, warn};
 
 use crate::{
-    AcceptAll, Call, DatagramSocket, Error, PeerAddr, Record, RecordDatagram, RecordStream, Reply,
-    Xid,
+    Admission, Call, DatagramSocket, Error, Fragment, PeerAddr, Record, RecordDatagram,
+    RecordStream, Reply, Rule, Xid,
 };
 
 /// The highest xid a client hands out; its first is below 2^31, so it has 2^31 at least.
@@ -40,8 +41,8 @@ type Calls = Correlator<Reply, Arc<Error>>;
 /// let (a, b) = tokio::io::duplex(4096);
 /// let config = Config::default();
 /// let program = Program::new(300000, [2, 3]);
-/// let server = RecordStream::new(b, &config);
-/// tokio::spawn(async move { serve_stream(server, &program).await });
+/// let mut server = RecordStream::new(b, &config);
+/// tokio::spawn(async move { serve_stream(&mut server, &program).await });
 /// let client = Client::stream(RecordStream::new(a, &config), &config);
 /// assert_eq!(client.call(300000, 2, 0, Bytes::new()).await?.outcome, Ok(Bytes::new()));
 /// let mismatch = client.call(300000, 9, 0, Bytes::new()).await?.outcome;
@@ -52,10 +53,14 @@ type Calls = Correlator<Reply, Arc<Error>>;
 #[derive(Debug, Clone)]
 pub struct Client {
     calls: Calls,
-    outbox: mpsc::UnboundedSender<Bytes>,
-    /// For datagrams: how long to wait before sending a call again.
+    outbox: mpsc::UnboundedSender<(Tag, Bytes)>,
+    /// For datagrams: how long to wait before sending a call again, the first time.
     retry: Option<Duration>,
+    call_timeout: Option<Duration>,
 }
+
+/// The longest wait between two sends of a datagram call, as libtirpc's `RPC_MAX_BACKOFF`.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl Client {
     /// A client over a stream transporter, at most [`Config::max_in_flight`] calls waiting.
@@ -69,8 +74,10 @@ impl Client {
     }
 
     /// A client that sends its calls over `socket` to `server`, and takes replies only from
-    /// there. A call without a reply is sent again every `retry` (the same xid) until it is
-    /// answered or dropped: wrap calls in a timeout.
+    /// there. A call without a reply is sent again (the same xid) after `retry`, then after
+    /// twice as long each time up to 30 s, as libtirpc does, until it is answered or
+    /// [`Config::call_timeout`](crate::Config::call_timeout) has passed. A call that cannot
+    /// be sent fails alone; the client goes on.
     pub fn datagram<S>(
         socket: RecordDatagram<S>,
         server: PeerAddr,
@@ -85,7 +92,7 @@ impl Client {
             server,
             queue: VecDeque::new(),
         };
-        Client::start(link, config, Some(retry))
+        Client::start(link, config, Some(retry.max(Duration::from_millis(1))))
     }
 
     fn start(link: impl Link, config: &crate::Config, retry: Option<Duration>) -> Client {
@@ -99,18 +106,31 @@ impl Client {
             link,
             calls: calls.clone(),
             rx,
+            limit: ReplyLimit {
+                max: config.max_record,
+                refused: 0,
+            },
         };
         tokio::spawn(driver.run().instrument(tracing::debug_span!("rpc client")));
         Client {
             calls,
             outbox,
             retry,
+            call_timeout: config.call_timeout,
         }
     }
 
     /// Calls `procedure` of program `prog` version `vers` with `args` (AUTH_NONE) and waits
     /// for the reply. A server's refusal (PROG_MISMATCH and the like) is a reply, not an
     /// error: see [`Reply::outcome`].
+    ///
+    /// Fails alone with [`Error::Timeout`] after [`Config::call_timeout`], with
+    /// [`Error::ReplyTooLarge`] for a reply over [`Config::max_record`] (discarded as it
+    /// streamed past), with the send's error for a datagram that could not be sent; with
+    /// [`Error::Ended`] when the link has ended.
+    ///
+    /// [`Config::call_timeout`]: crate::Config::call_timeout
+    /// [`Config::max_record`]: crate::Config::max_record
     pub async fn call(
         &self,
         prog: u32,
@@ -118,7 +138,15 @@ impl Client {
         procedure: u32,
         args: Bytes,
     ) -> Result<Reply, Error> {
-        let (tag, mut pending) = self.calls.allocate().await.map_err(unanswered)?;
+        let deadline = self.call_timeout.map(|after| Instant::now() + after);
+        let timed_out = || Error::Timeout(self.call_timeout.unwrap_or_default());
+        let allocated = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, self.calls.allocate())
+                .await
+                .map_err(|_| timed_out())?,
+            None => self.calls.allocate().await,
+        };
+        let (tag, mut pending) = allocated.map_err(unanswered)?;
         if tag.0 > LAST_XID {
             return Err(Error::XidsExhausted);
         }
@@ -127,16 +155,29 @@ impl Client {
         let mut message = BytesMut::with_capacity(call.encoded_len());
         call.encode(&mut message);
         let message = message.freeze();
+        let mut retry = self.retry;
         loop {
-            if self.outbox.send(message.clone()).is_err() {
+            if self.outbox.send((tag, message.clone())).is_err() {
                 return Err(Error::Ended(Arc::new(Error::Closed)));
             }
-            let Some(retry) = self.retry else {
+            let resend = retry.map(|after| Instant::now() + after);
+            let wake = match (resend, deadline) {
+                (Some(resend), Some(deadline)) => Some(resend.min(deadline)),
+                (resend, deadline) => resend.or(deadline),
+            };
+            let Some(wake) = wake else {
                 return pending.await.map_err(unanswered);
             };
-            match tokio::time::timeout(retry, &mut pending).await {
+            match tokio::time::timeout_at(wake, &mut pending).await {
                 Ok(answer) => return answer.map_err(unanswered),
-                Err(_) => debug!(xid = %call.xid, ?retry, "no reply yet: sending again"),
+                Err(_) if deadline.is_some_and(|deadline| wake >= deadline) => {
+                    debug!(xid = %call.xid, "no reply in time");
+                    return Err(timed_out());
+                }
+                Err(_) => {
+                    debug!(xid = %call.xid, ?retry, "no reply yet: sending again");
+                    retry = retry.map(|after| (after * 2).min(MAX_BACKOFF));
+                }
             }
         }
     }
@@ -155,41 +196,66 @@ fn first_xid() -> u64 {
     u64::from((nanos ^ std::process::id().rotate_left(16)) & 0x7fff_ffff).max(1)
 }
 
+/// A call's failure: its own error when it failed alone (the correlator gave the only
+/// handle on it), [`Error::Ended`] when the link ended (every call shares that error).
 fn unanswered(e: Unanswered<Arc<Error>>) -> Error {
     match e {
-        Unanswered::Failed(e) => Error::Ended(e),
+        Unanswered::Failed(e) => Arc::try_unwrap(e).unwrap_or_else(Error::Ended),
         // Never: a call awaits its reply once.
         Unanswered::Spent => Error::Ended(Arc::new(Error::Closed)),
     }
 }
 
+/// The admission rule for replies: within [`Config::max_record`](crate::Config::max_record),
+/// or rejected, so that only the call it answers fails.
+#[derive(Debug)]
+struct ReplyLimit {
+    max: usize,
+    /// The declared length of the last reply refused.
+    refused: u64,
+}
+
+impl Admission for ReplyLimit {
+    fn admit(&mut self, fragment: &Fragment) -> Rule {
+        if fragment.so_far > self.max as u64 {
+            self.refused = fragment.so_far;
+            Rule::Reject
+        } else {
+            Rule::Accept
+        }
+    }
+}
+
 /// What the driver needs of a transporter.
 trait Link: Send + 'static {
-    /// The next message from the server; `None` at a clean end.
-    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>>;
-    /// Queues a message.
-    fn feed(&mut self, message: &[u8]);
-    /// Sends what is queued.
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>>;
+    /// The next record from the server, by `limit`; `None` at a clean end.
+    fn poll_record(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: &mut ReplyLimit,
+    ) -> Poll<Result<Option<Record>, Error>>;
+    /// Queues call `tag`'s message.
+    fn feed(&mut self, tag: Tag, message: Bytes);
+    /// Sends what is queued; a call that cannot be sent alone fails in `calls`.
+    fn poll_flush(&mut self, cx: &mut Context<'_>, calls: &Calls) -> Poll<Result<(), Error>>;
 }
 
 struct StreamLink<T>(RecordStream<T>);
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<T> {
-    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>> {
-        self.0
-            .poll_read_with(cx, &mut AcceptAll)
-            .map_ok(|record| match record {
-                Some(Record::Accept(message)) => Some(message),
-                _ => None,
-            })
+    fn poll_record(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: &mut ReplyLimit,
+    ) -> Poll<Result<Option<Record>, Error>> {
+        self.0.poll_read_with(cx, limit)
     }
 
-    fn feed(&mut self, message: &[u8]) {
-        self.0.feed(message);
+    fn feed(&mut self, _: Tag, message: Bytes) {
+        self.0.feed(&message);
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    fn poll_flush(&mut self, cx: &mut Context<'_>, _: &Calls) -> Poll<Result<(), Error>> {
         self.0.poll_flush(cx)
     }
 }
@@ -197,19 +263,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<T> 
 struct DatagramLink<S> {
     socket: RecordDatagram<S>,
     server: PeerAddr,
-    queue: VecDeque<Bytes>,
+    queue: VecDeque<(Tag, Bytes)>,
 }
 
 impl<S: DatagramSocket + Send + 'static> Link for DatagramLink<S> {
-    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>> {
+    fn poll_record(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: &mut ReplyLimit,
+    ) -> Poll<Result<Option<Record>, Error>> {
         loop {
-            match self.socket.poll_recv_with(cx, &mut AcceptAll) {
-                Poll::Ready(Ok((Record::Accept(message), source))) if source == self.server => {
-                    return Poll::Ready(Ok(Some(message)));
+            match self.socket.poll_recv_with(cx, limit) {
+                Poll::Ready(Ok((record, source))) if source == self.server => {
+                    return Poll::Ready(Ok(Some(record)));
                 }
                 Poll::Ready(Ok((_, source))) => debug!(%source, "datagram from elsewhere: skipped"),
-                // A datagram too large is gone; the next one may be the reply.
-                Poll::Ready(Err(e @ Error::DatagramTooLarge { .. })) => {
+                // A datagram too large, or too short to reject, is gone; the next one may be
+                // the reply.
+                Poll::Ready(Err(
+                    e @ (Error::DatagramTooLarge { .. } | Error::ShortRecord { .. }),
+                )) => {
                     debug!(error = %e, "skipped")
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -218,13 +291,19 @@ impl<S: DatagramSocket + Send + 'static> Link for DatagramLink<S> {
         }
     }
 
-    fn feed(&mut self, message: &[u8]) {
-        self.queue.push_back(Bytes::copy_from_slice(message));
+    fn feed(&mut self, tag: Tag, message: Bytes) {
+        self.queue.push_back((tag, message));
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while let Some(message) = self.queue.front() {
-            std::task::ready!(self.socket.poll_send_to(cx, message, &self.server))?;
+    fn poll_flush(&mut self, cx: &mut Context<'_>, calls: &Calls) -> Poll<Result<(), Error>> {
+        while let Some((tag, message)) = self.queue.front() {
+            let sent = std::task::ready!(self.socket.poll_send_to(cx, message, &self.server));
+            if let Err(e) = sent {
+                // A datagram that cannot go (too large, refused by the system): its call
+                // fails, the others go on.
+                debug!(%tag, error = %e, "call not sent");
+                calls.fail(*tag, Arc::new(e));
+            }
             self.queue.pop_front();
         }
         Poll::Ready(Ok(()))
@@ -234,7 +313,8 @@ impl<S: DatagramSocket + Send + 'static> Link for DatagramLink<S> {
 struct Driver<L> {
     link: L,
     calls: Calls,
-    rx: mpsc::UnboundedReceiver<Bytes>,
+    rx: mpsc::UnboundedReceiver<(Tag, Bytes)>,
+    limit: ReplyLimit,
 }
 
 impl<L: Link> Driver<L> {
@@ -251,33 +331,47 @@ impl<L: Link> Driver<L> {
             let mut progress = false;
             loop {
                 match self.rx.poll_recv(cx) {
-                    Poll::Ready(Some(message)) => self.link.feed(&message),
+                    Poll::Ready(Some((tag, message))) => self.link.feed(tag, message),
                     Poll::Ready(None) => return Poll::Ready(Ok(())),
                     Poll::Pending => break,
                 }
             }
-            if let Poll::Ready(result) = self.link.poll_flush(cx) {
+            if let Poll::Ready(result) = self.link.poll_flush(cx, &self.calls) {
                 result?;
             }
-            while let Poll::Ready(message) = self.link.poll_message(cx) {
-                let Some(message) = message? else {
+            while let Poll::Ready(record) = self.link.poll_record(cx, &mut self.limit) {
+                let Some(record) = record? else {
                     return Poll::Ready(Err(Error::Closed));
                 };
                 progress = true;
-                match Reply::decode(message) {
-                    Ok(reply) => {
-                        let xid = reply.xid;
-                        trace!(%reply, "in");
-                        if self.calls.correlate(Tag(u64::from(xid.0)), reply).is_err() {
-                            debug!(%xid, "a reply no call waits for: skipped");
-                        }
-                    }
-                    Err(e) => debug!(error = %e, "not a reply: skipped"),
-                }
+                self.take(record);
             }
             if !progress {
                 return Poll::Pending;
             }
+        }
+    }
+
+    /// A record from the server: a reply for its call, or a reply too large for it.
+    fn take(&mut self, record: Record) {
+        match record {
+            Record::Accept(message) => match Reply::decode(message) {
+                Ok(reply) => {
+                    let xid = reply.xid;
+                    trace!(%reply, "in");
+                    if self.calls.correlate(Tag(u64::from(xid.0)), reply).is_err() {
+                        debug!(%xid, "a reply no call waits for: skipped");
+                    }
+                }
+                Err(e) => debug!(error = %e, "not a reply: skipped"),
+            },
+            Record::Reject { xid } => {
+                let (size, max) = (self.limit.refused, self.limit.max);
+                warn!(%xid, size, max, "reply too large: its call fails");
+                let error = Arc::new(Error::ReplyTooLarge { xid, size, max });
+                self.calls.fail(Tag(u64::from(xid.0)), error);
+            }
+            other => debug!(record = %other, "skipped"),
         }
     }
 }

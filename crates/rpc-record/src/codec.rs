@@ -56,8 +56,10 @@ impl<A: Admission> Decoder for RecordCodec<A> {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Record>, Error> {
         let record = self.decoder.decode(src, &mut self.admission)?;
         if record.is_none() {
-            // Bounded: a single-fragment record was checked against max_record.
-            src.reserve(self.decoder.wanted());
+            // Room for the rest of a record, but never more than has arrived of it already
+            // (doubling as it comes): a declared length alone reserves nothing.
+            let arrived = src.len() + self.decoder.held();
+            src.reserve(self.decoder.wanted().min(arrived.max(8 * 1024)));
         }
         Ok(record)
     }

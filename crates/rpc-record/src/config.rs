@@ -1,5 +1,7 @@
 //! [`Config`]: the limits of a record connection.
 
+use std::time::Duration;
+
 use crate::MAX_FRAGMENT_LEN;
 
 /// Limits for decoding and the fragment size for encoding.
@@ -24,6 +26,22 @@ pub struct Config {
     /// How many calls a [`Client`](crate::Client) lets wait for replies at once; more wait
     /// for a turn. Default 64.
     pub max_in_flight: usize,
+    /// How many bytes of replies a server lets wait for a peer that does not read them:
+    /// beyond it, [`serve_stream`](crate::serve_stream) reads no more calls until they are
+    /// sent. Default 256 KiB.
+    pub max_unsent: usize,
+    /// The bytes all the connections of one server may hold between them (records being
+    /// read, replies not yet sent, read windows): the size of the [`Budget`](crate::Budget)
+    /// a server makes. Default 64 MiB.
+    pub server_budget: usize,
+    /// How long a record may take to arrive once its first byte has, before the stream
+    /// fails with [`Error::RecordTimeout`](crate::Error::RecordTimeout): a peer cannot hold
+    /// a half-sent record, and the budget it took, for ever. `None`: no limit. Default 30 s.
+    pub record_timeout: Option<Duration>,
+    /// How long a [`Client`](crate::Client) call may wait for its reply, retransmissions
+    /// included, before it fails with [`Error::Timeout`](crate::Error::Timeout) (rpcgen's
+    /// clients wait 25 s). `None`: no limit. Default 25 s.
+    pub call_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -34,6 +52,10 @@ impl Default for Config {
             fragment_size: MAX_FRAGMENT_LEN,
             max_datagram: 65_507,
             max_in_flight: 64,
+            max_unsent: 256 * 1024,
+            server_budget: 64 * 1024 * 1024,
+            record_timeout: Some(Duration::from_secs(30)),
+            call_timeout: Some(Duration::from_secs(25)),
         }
     }
 }

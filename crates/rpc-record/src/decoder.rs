@@ -203,6 +203,12 @@ impl RecordDecoder {
         self.wanted
     }
 
+    /// The bytes the decoder has allocated for the record in progress (a joined record's
+    /// buffer may be up to twice its length).
+    pub fn allocated(&self) -> usize {
+        self.parts.capacity()
+    }
+
     /// The bytes the decoder holds for the record in progress (a joined multi-fragment
     /// record, or up to 4 xid bytes). Discarded records hold nothing.
     pub fn held(&self) -> usize {
@@ -251,7 +257,7 @@ impl RecordDecoder {
             // so, with the rule already asked.
             rule => {
                 self.enter_fragment(mark);
-                return self.apply(mark, rule);
+                return self.apply(rule);
             }
         };
         src.advance(4 + len);
@@ -279,7 +285,7 @@ impl RecordDecoder {
             index: self.fragments - 1,
             so_far: self.so_far,
         });
-        self.apply(mark, rule)
+        self.apply(rule)
     }
 
     /// Counts the fragment `mark` announces, and starts on its payload.
@@ -292,8 +298,8 @@ impl RecordDecoder {
         };
     }
 
-    /// Takes the rule asked at the header `mark`, and checks the record's size.
-    fn apply(&mut self, mark: Mark, rule: Rule) -> Begun {
+    /// Takes the rule asked at a fragment header, and checks the record's size.
+    fn apply(&mut self, rule: Rule) -> Begun {
         self.rule = rule;
         match self.rule {
             Rule::Accept => {
@@ -309,10 +315,8 @@ impl RecordDecoder {
                         max: self.max_record,
                     }));
                 }
-                if !(mark.is_last() && self.parts.is_empty()) {
-                    // Checked against max_record just above.
-                    self.parts.reserve(mark.len() as usize);
-                }
+                // Nothing is reserved for the declared length: the record grows as its
+                // bytes arrive, so a header alone costs nothing.
                 Begun::Payload
             }
             rule => {

@@ -91,6 +91,21 @@ pub enum Error {
     /// notification: the operation can be called again.
     #[error("inactive: no byte moved for {0:?}")]
     Inactive(std::time::Duration),
+    /// A record began and did not end within
+    /// [`Config::record_timeout`](crate::Config::record_timeout).
+    #[error("a record took longer than {0:?} to arrive")]
+    RecordTimeout(std::time::Duration),
+    /// A reply to this call was longer than [`Config::max_record`](crate::Config::max_record):
+    /// it was discarded as it streamed past and only this call failed.
+    #[error("the reply to {xid} is {size} bytes or more, the limit is {max}")]
+    ReplyTooLarge {
+        /// The call's xid.
+        xid: crate::Xid,
+        /// The reply's length as far as it was declared when it was refused.
+        size: u64,
+        /// The limit that applied.
+        max: usize,
+    },
     /// The peer did not close its side within the linger time of a shutdown.
     #[error("shutdown: no EOF from the peer within {0:?}")]
     ShutdownTimeout(std::time::Duration),

@@ -2,6 +2,7 @@
 
 mod admission;
 mod auth;
+mod budget;
 mod call;
 mod client;
 mod codec;
@@ -22,6 +23,7 @@ mod xdr;
 
 pub use admission::{AcceptAll, Admission, Fragment, Record, Rule, Xid};
 pub use auth::{AuthStat, MAX_AUTH_BODY, OpaqueAuth};
+pub use budget::Budget;
 pub use call::{Call, RPC_VERSION};
 pub use client::Client;
 pub use codec::RecordCodec;

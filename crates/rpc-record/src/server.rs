@@ -73,7 +73,13 @@ impl Program {
 
 /// Serves `program` on a stream until the peer closes it: `Ok` when it ends between
 /// records. Replies to calls that came in one read go out in one write.
-pub async fn serve_stream<T>(mut stream: RecordStream<T>, program: &Program) -> Result<(), Error>
+///
+/// Backpressure: while more than [`Config::max_unsent`](crate::Config::max_unsent) bytes of
+/// replies wait for a peer that does not read them, no more calls are read (they wait in
+/// the kernel, then in the peer). With [`RecordStream::with_budget`], reading also waits for
+/// the server's budget. Cancel-safe: dropping the future leaves the stream as it was, calls
+/// read and replies queued included, ready for [`RecordStream::shutdown`].
+pub async fn serve_stream<T>(stream: &mut RecordStream<T>, program: &Program) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -81,7 +87,8 @@ where
     let mut ended = false;
     poll_fn(|cx| {
         loop {
-            if !ended {
+            let backed_up = stream.unsent() >= stream.max_unsent;
+            if !ended && !backed_up {
                 match stream.poll_read_with(cx, &mut AcceptAll) {
                     Poll::Ready(Ok(Some(Record::Accept(message)))) => {
                         if let Some(reply) = program.answer(message) {
@@ -97,8 +104,12 @@ where
                     Poll::Pending => {}
                 }
             }
-            // Nothing more to read for now: send what was answered.
+            // Nothing more to read for now, or too much unsent: send what was answered.
             std::task::ready!(stream.poll_flush(cx))?;
+            if backed_up {
+                // All sent: read again.
+                continue;
+            }
             return match ended {
                 true => Poll::Ready(Ok(())),
                 false => Poll::Pending,

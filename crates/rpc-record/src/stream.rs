@@ -6,15 +6,21 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 
-use crate::{AcceptAll, Admission, Config, Error, Peer, Record, RecordDecoder, encode_record};
+use crate::budget::Charge;
+use crate::{
+    AcceptAll, Admission, Budget, Config, Error, Peer, Record, RecordDecoder, encode_record,
+};
 
 /// The least room made in the read buffer before each read.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// A buffer this large is not kept once it has done its work.
+const BIG_BUFFER: usize = 64 * 1024;
 
 /// Records over a byte stream: TCP, a Unix socket, a pipe, a TLS stream.
 ///
@@ -45,13 +51,29 @@ pub struct RecordStream<T> {
     io: T,
     decoder: RecordDecoder,
     read_buf: BytesMut,
+    /// Records queued to write; `write_buf[written..]` is still to go. Never advanced, so
+    /// that its capacity is what it has allocated.
     write_buf: BytesMut,
+    written: usize,
     fragment_size: u32,
     peer: Peer,
     read_eof: bool,
     /// Whether bytes were written since the last flush of the stream.
     unflushed: bool,
     idle: Option<Idle>,
+    /// The deadline of the record in progress, once one has had to wait for bytes.
+    record: Option<RecordDeadline>,
+    record_timeout: Option<Duration>,
+    /// What this stream holds of its server's budget, when it has one.
+    charge: Option<Charge>,
+    pub(crate) max_unsent: usize,
+}
+
+/// The time a record in progress has left ([`Config::record_timeout`]).
+#[derive(Debug)]
+struct RecordDeadline {
+    timer: Pin<Box<Sleep>>,
+    armed: bool,
 }
 
 /// The inactivity timer (Ocamlnet's `set_timeout`).
@@ -59,6 +81,9 @@ pub struct RecordStream<T> {
 struct Idle {
     after: Duration,
     timer: Pin<Box<Sleep>>,
+    /// Whether an operation is waiting (the timer runs); the next one to wait after a
+    /// record was read or a flush completed starts it afresh.
+    waiting: bool,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
@@ -70,12 +95,32 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
             decoder: RecordDecoder::new(config),
             read_buf: BytesMut::new(),
             write_buf: BytesMut::new(),
+            written: 0,
             fragment_size: config.fragment_size,
             peer: Peer::default(),
             read_eof: false,
             unflushed: false,
             idle: None,
+            record: None,
+            record_timeout: config.record_timeout,
+            charge: None,
+            max_unsent: config.max_unsent,
         }
+    }
+
+    /// Reads only within `budget`, shared with the other connections of a server: before
+    /// each read the stream holds, against the budget, the bytes it holds already (records
+    /// in progress, replies not yet sent) and the most the read may bring. When the budget
+    /// is spent, reading waits (writing goes on) until other streams give bytes back, in
+    /// turn. What a stream holds is given back as it shrinks, and when it is dropped.
+    pub fn with_budget(mut self, budget: &Budget) -> RecordStream<T> {
+        self.charge = Some(budget.charge());
+        self
+    }
+
+    /// The bytes queued and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.write_buf.len() - self.written
     }
 
     /// Says who the peer is: [`Peer::of_tcp`], [`Peer::of_unix`], or what a TLS layer knows.
@@ -120,22 +165,100 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
                     if record.is_none() {
                         trace!("EOF between records");
                     }
+                    self.job_done();
                     return Poll::Ready(Ok(record));
                 }
             };
             if let Some(record) = record {
                 trace!(%record, "in");
+                self.job_done();
+                if let Some(deadline) = &mut self.record {
+                    deadline.armed = false;
+                }
                 return Poll::Ready(Ok(Some(record)));
             }
-            // Bounded: the decoder checked the fragment's length against max_record.
-            self.read_buf
-                .reserve(self.decoder.wanted().clamp(READ_CHUNK, 16 * READ_CHUNK));
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
+            let window = self.window();
+            let want = self.holding(window);
+            if let Some(charge) = &mut self.charge {
+                if charge.poll_hold(cx, want).is_pending() {
+                    // Waiting for us, not for the peer: only a record's deadline runs.
+                    return self.poll_record_deadline(cx);
+                }
+            }
+            self.read_buf.reserve(window);
+            if self.read_buf.capacity() > 2 * (self.read_buf.len() + window) {
+                // The buffer took back the room of a large record gone by: keep what is
+                // needed, so that the buffer is never more than its charge.
+                let mut fresh = BytesMut::with_capacity(self.read_buf.len() + window);
+                fresh.extend_from_slice(&self.read_buf);
+                self.read_buf = fresh;
+            }
+            let mut limited = tokio::io::AsyncReadExt::take(&mut self.io, window as u64);
+            match tokio_util::io::poll_read_buf(Pin::new(&mut limited), cx, &mut self.read_buf) {
                 Poll::Ready(Ok(0)) => self.read_eof = true,
                 Poll::Ready(Ok(_)) => self.touch(),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                Poll::Pending => return self.poll_idle(cx),
+                Poll::Pending => {
+                    if let Poll::Ready(Err(e)) = self.poll_record_deadline::<()>(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                    self.give_back();
+                    return self.poll_idle(cx);
+                }
             }
+        }
+    }
+
+    /// A record is in progress and waits for bytes: `Ready(Err(RecordTimeout))` once it
+    /// has waited [`Config::record_timeout`] from its first wait, else `Pending`.
+    fn poll_record_deadline<R>(&mut self, cx: &mut Context<'_>) -> Poll<Result<R, Error>> {
+        let Some(after) = self.record_timeout else {
+            return Poll::Pending;
+        };
+        if self.decoder.is_idle() && self.read_buf.is_empty() {
+            return Poll::Pending;
+        }
+        let deadline = self.record.get_or_insert_with(|| RecordDeadline {
+            timer: Box::pin(tokio::time::sleep(after)),
+            armed: true,
+        });
+        if !deadline.armed {
+            deadline.timer.as_mut().reset(Instant::now() + after);
+            deadline.armed = true;
+        }
+        ready!(deadline.timer.as_mut().poll(cx));
+        warn!(
+            ?after,
+            held = self.decoder.held() + self.read_buf.len(),
+            "record timed out"
+        );
+        deadline.armed = false;
+        Poll::Ready(Err(Error::RecordTimeout(after)))
+    }
+
+    /// How much the next read may bring: what the decoder wants, but never more than has
+    /// arrived of the record already (nor 128 KiB), so that a declared length that has not
+    /// arrived reserves nothing; at least 8 KiB.
+    fn window(&self) -> usize {
+        let arrived = self.read_buf.len() + self.decoder.held();
+        self.decoder
+            .wanted()
+            .min(arrived)
+            .clamp(READ_CHUNK, 16 * READ_CHUNK)
+    }
+
+    /// The bytes the stream holds, as allocated: the read buffer with room for its next
+    /// read (counted twice, since a buffer may double as it grows), what the decoder joins,
+    /// and the write buffer.
+    fn holding(&self, window: usize) -> usize {
+        2 * (self.read_buf.len() + window) + self.decoder.allocated() + self.write_buf.capacity()
+    }
+
+    /// Gives back what the budget holds beyond what the stream holds and its next read.
+    fn give_back(&mut self) {
+        let keep = self.holding(self.window());
+        if let Some(charge) = &mut self.charge {
+            charge.release_to(keep);
         }
     }
 
@@ -158,15 +281,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
 
     /// [`flush`](RecordStream::flush) as a poll, for hand-written drivers.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while !self.write_buf.is_empty() {
-            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
+        while self.written < self.write_buf.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf[self.written..]) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(
                         std::io::Error::from(std::io::ErrorKind::WriteZero).into()
                     ));
                 }
                 Poll::Ready(Ok(n)) => {
-                    self.write_buf.advance(n);
+                    self.written += n;
+                    if self.written == self.write_buf.len() {
+                        self.written = 0;
+                        self.write_buf.clear();
+                        if self.write_buf.capacity() >= BIG_BUFFER {
+                            self.write_buf = BytesMut::new();
+                        }
+                    }
                     self.unflushed = true;
                     self.touch();
                 }
@@ -180,6 +310,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
                 Poll::Pending => return self.poll_idle(cx),
             }
             self.unflushed = false;
+            self.job_done();
+            self.give_back();
         }
         Poll::Ready(Ok(()))
     }
@@ -228,7 +360,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
     /// followed by `inactivate`).
     pub fn abort(self) {
         debug!(
-            unsent = self.write_buf.len(),
+            unsent = self.unsent(),
             unread = self.read_buf.len(),
             "aborted"
         );
@@ -242,6 +374,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
         self.idle = after.map(|after| Idle {
             after,
             timer: Box::pin(tokio::time::sleep(after)),
+            waiting: false,
         });
     }
 
@@ -270,6 +403,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
         (self.io, self.read_buf)
     }
 
+    /// A job is done (a record read, a flush completed): the next wait starts the timer.
+    fn job_done(&mut self) {
+        if let Some(idle) = &mut self.idle {
+            idle.waiting = false;
+        }
+    }
+
     /// Bytes moved: the inactivity timer starts again.
     fn touch(&mut self) {
         if let Some(idle) = &mut self.idle {
@@ -284,6 +424,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
         let Some(idle) = &mut self.idle else {
             return Poll::Pending;
         };
+        if !idle.waiting {
+            // The first wait since the last job was done: the timer starts now, however
+            // long the stream lay unused (Ocamlnet arms it at each job's start).
+            idle.waiting = true;
+            let after = idle.after;
+            idle.timer.as_mut().reset(Instant::now() + after);
+        }
         ready!(idle.timer.as_mut().poll(cx));
         let after = idle.after;
         self.touch();

@@ -161,3 +161,97 @@ async fn a_tcp_transporter_knows_its_peer() {
     assert!(unread.is_empty());
     assert_eq!(io.read_to_end(&mut rest).await.unwrap(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_an_idle_period_the_timer_starts_with_the_next_read() {
+    let (mut client, mut server) = pair();
+    server.set_timeout(Some(Duration::from_secs(30)));
+    client.write(b"one!").await.unwrap();
+    assert_eq!(&server.read().await.unwrap().unwrap()[..], b"one!");
+    // Nobody reads for far longer than the timeout: no operation waits, no timer runs.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        client.write(b"two!").await.unwrap();
+        client
+    });
+    // The read waits its full 30 s from now: the call 10 s later arrives, no Inactive.
+    let started = tokio::time::Instant::now();
+    assert_eq!(&server.read().await.unwrap().unwrap()[..], b"two!");
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    drop(late.await.unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_that_stops_arriving_times_out_and_holds_nothing_for_ever() {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let config = Config {
+        record_timeout: Some(Duration::from_secs(5)),
+        ..Config::default()
+    };
+    let mut server = RecordStream::new(b, &config);
+    let mut raw = a;
+    // A header for 1 000 000 bytes, then 10 of them, then nothing (a slow loris).
+    raw.write_all(&[0x80, 0x0f, 0x42, 0x40]).await.unwrap();
+    raw.write_all(&[7; 10]).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let e = server.read().await.unwrap_err();
+    assert!(
+        matches!(e, Error::RecordTimeout(d) if d == Duration::from_secs(5)),
+        "{e}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    // Between records, waiting is not timed.
+    let (mut client, mut server) = pair();
+    let waited = tokio::time::timeout(Duration::from_secs(3600), server.read()).await;
+    assert!(waited.is_err(), "an idle stream waits for ever");
+    client.write(b"fine").await.unwrap();
+    assert_eq!(&server.read().await.unwrap().unwrap()[..], b"fine");
+}
+
+#[tokio::test]
+async fn a_spent_budget_pauses_reading_and_a_record_that_ends_gives_it_back() {
+    // A holds what it has read and room for its next read, each counted twice (a buffer may
+    // double as it grows): 2 * (60 KiB + 8 KiB). B would need 2 * 8 KiB more.
+    let a_holds = 2 * ((60 * 1024 - 4) + 8 * 1024);
+    let budget = rpc_record::Budget::new(a_holds + 12 * 1024);
+    let config = Config::default();
+    let (mut a_raw, a) = tokio::io::duplex(256 * 1024);
+    let (mut b_raw, b) = tokio::io::duplex(256 * 1024);
+    let mut a = RecordStream::new(a, &config).with_budget(&budget);
+    let mut b = RecordStream::new(b, &config).with_budget(&budget);
+    // A sends most of a 64 KiB record and stops.
+    let mut record = vec![0x80, 0x01, 0x00, 0x00];
+    record.extend(std::iter::repeat_n(1u8, 64 * 1024));
+    a_raw.write_all(&record[..60 * 1024]).await.unwrap();
+    let a_read = tokio::time::timeout(Duration::from_millis(200), a.read()).await;
+    assert!(a_read.is_err(), "the record is not complete");
+    assert_eq!(
+        budget.available(),
+        12 * 1024,
+        "A holds what it read and its window"
+    );
+    // B's whole small record waits: the budget has no room for B's read window.
+    b_raw.write_all(b"\x80\x00\x00\x04ping").await.unwrap();
+    let b_read = tokio::spawn(async move { (b.read().await, b) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !b_read.is_finished(),
+        "B waits for the budget, it is not failed"
+    );
+    // A's record ends; A gives its bytes back and B reads.
+    a_raw.write_all(&record[60 * 1024..]).await.unwrap();
+    assert_eq!(a.read().await.unwrap().unwrap().len(), 64 * 1024);
+    drop(a);
+    let (b_got, b) = tokio::time::timeout(Duration::from_secs(5), b_read)
+        .await
+        .expect("B reads once A gave its bytes back")
+        .unwrap();
+    assert_eq!(&b_got.unwrap().unwrap()[..], b"ping");
+    drop(b);
+    assert_eq!(
+        budget.available(),
+        budget.capacity(),
+        "everything given back"
+    );
+}

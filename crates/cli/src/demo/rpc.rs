@@ -30,7 +30,7 @@ pub async fn pipelined(scale: u32) -> Result<Report, String> {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
         Ok::<_, std::io::Error>(
-            serve_stream(RecordStream::new(stream, &Config::default()), &served).await,
+            serve_stream(&mut RecordStream::new(stream, &Config::default()), &served).await,
         )
     });
     let udp_socket = UdpSocket::bind("127.0.0.1:0").await.map_err(loopback)?;
