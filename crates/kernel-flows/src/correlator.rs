@@ -467,6 +467,13 @@ impl<R, E: Clone> Correlator<R, E> {
         orphan
     }
 
+    /// Whether request `tag` is still outstanding: allocated, not cancelled, and its reply
+    /// not yet taken. Lock-free: for a driver that holds per-request state (a deadline, a
+    /// message to send again) and wants to drop it for requests nobody waits for any more.
+    pub fn is_outstanding(&self, tag: Tag) -> bool {
+        self.inner.table.slot(tag.0).held_by(tag.0)
+    }
+
     /// Fails the one request waiting on `tag` with `error` (its reply could not be taken,
     /// or it could not be sent), leaving the others and the link as they are. `false` when
     /// no request waits on `tag`.

@@ -41,6 +41,7 @@ fn tags_start_at_the_first_tag_and_are_never_reused() {
 fn failing_one_request_leaves_the_others_and_frees_its_slot() {
     let c = tagged(1);
     let (a, pa) = allocate_now(&c);
+    assert!(c.is_outstanding(a));
     assert!(c.fail(a, "too large"));
     assert_eq!(
         pa.now_or_never(),
@@ -50,8 +51,13 @@ fn failing_one_request_leaves_the_others_and_frees_its_slot() {
     assert!(!c.is_failed());
     // Its slot is free (max_in_flight is 1), and the next request is answered as usual.
     let (b, pb) = allocate_now(&c);
+    assert!(!c.is_outstanding(a) && c.is_outstanding(b));
     c.correlate(b, 7).unwrap();
     assert_eq!(pb.now_or_never(), Some(Ok(7)));
+    assert!(!c.is_outstanding(b), "its reply was taken");
+    let (d, pd) = allocate_now(&c);
+    drop(pd);
+    assert!(!c.is_outstanding(d), "cancelled");
 }
 
 #[tokio::test]

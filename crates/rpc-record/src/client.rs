@@ -11,9 +11,10 @@ use bytes::{Bytes, BytesMut};
 use kernel_flows::{Correlator, Order, Tag, Unanswered};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{Instrument, debug, trace, warn};
 
+use crate::flights::{Due, Flights};
 use crate::{
     Admission, Call, DatagramSocket, Error, Fragment, PeerAddr, Record, RecordDatagram,
     RecordStream, Reply, Rule, Xid,
@@ -54,13 +55,7 @@ type Calls = Correlator<Reply, Arc<Error>>;
 pub struct Client {
     calls: Calls,
     outbox: mpsc::UnboundedSender<(Tag, Bytes)>,
-    /// For datagrams: how long to wait before sending a call again, the first time.
-    retry: Option<Duration>,
-    call_timeout: Option<Duration>,
 }
-
-/// The longest wait between two sends of a datagram call, as libtirpc's `RPC_MAX_BACKOFF`.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl Client {
     /// A client over a stream transporter, at most [`Config::max_in_flight`] calls waiting.
@@ -74,10 +69,10 @@ impl Client {
     }
 
     /// A client that sends its calls over `socket` to `server`, and takes replies only from
-    /// there. A call without a reply is sent again (the same xid) after `retry`, then after
-    /// twice as long each time up to 30 s, as libtirpc does, until it is answered or
-    /// [`Config::call_timeout`](crate::Config::call_timeout) has passed. A call that cannot
-    /// be sent fails alone; the client goes on.
+    /// there. A call without a reply is sent again (the same xid) after `retry` (and up to a
+    /// quarter more), then after twice as long each time up to 30 s, as libtirpc does, until
+    /// it is answered, dropped, or [`Config::call_timeout`](crate::Config::call_timeout) has
+    /// passed. A call that cannot be sent fails alone; the client goes on.
     pub fn datagram<S>(
         socket: RecordDatagram<S>,
         server: PeerAddr,
@@ -92,7 +87,7 @@ impl Client {
             server,
             queue: VecDeque::new(),
         };
-        Client::start(link, config, Some(retry.max(Duration::from_millis(1))))
+        Client::start(link, config, Some(retry))
     }
 
     fn start(link: impl Link, config: &crate::Config, retry: Option<Duration>) -> Client {
@@ -102,6 +97,12 @@ impl Client {
             first_tag: first_xid(),
         });
         let (outbox, rx) = mpsc::unbounded_channel();
+        let flights = Flights::new(config.call_timeout, retry, config.max_in_flight);
+        let ticks = flights.tick_len().map(|every| {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            ticks
+        });
         let driver = Driver {
             link,
             calls: calls.clone(),
@@ -110,24 +111,23 @@ impl Client {
                 max: config.max_record,
                 refused: 0,
             },
+            flights,
+            ticks,
+            due: Vec::new(),
+            call_timeout: config.call_timeout.unwrap_or_default(),
         };
         tokio::spawn(driver.run().instrument(tracing::debug_span!("rpc client")));
-        Client {
-            calls,
-            outbox,
-            retry,
-            call_timeout: config.call_timeout,
-        }
+        Client { calls, outbox }
     }
 
     /// Calls `procedure` of program `prog` version `vers` with `args` (AUTH_NONE) and waits
     /// for the reply. A server's refusal (PROG_MISMATCH and the like) is a reply, not an
     /// error: see [`Reply::outcome`].
     ///
-    /// Fails alone with [`Error::Timeout`] after [`Config::call_timeout`], with
-    /// [`Error::ReplyTooLarge`] for a reply over [`Config::max_record`] (discarded as it
-    /// streamed past), with the send's error for a datagram that could not be sent; with
-    /// [`Error::Ended`] when the link has ended.
+    /// Fails alone with [`Error::Timeout`] once [`Config::call_timeout`] has passed since it
+    /// was sent (up to an eighth more), with [`Error::ReplyTooLarge`] for a reply over
+    /// [`Config::max_record`] (discarded as it streamed past), with the send's error for a
+    /// datagram that could not be sent; with [`Error::Ended`] when the link has ended.
     ///
     /// [`Config::call_timeout`]: crate::Config::call_timeout
     /// [`Config::max_record`]: crate::Config::max_record
@@ -138,15 +138,7 @@ impl Client {
         procedure: u32,
         args: Bytes,
     ) -> Result<Reply, Error> {
-        let deadline = self.call_timeout.map(|after| Instant::now() + after);
-        let timed_out = || Error::Timeout(self.call_timeout.unwrap_or_default());
-        let allocated = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, self.calls.allocate())
-                .await
-                .map_err(|_| timed_out())?,
-            None => self.calls.allocate().await,
-        };
-        let (tag, mut pending) = allocated.map_err(unanswered)?;
+        let (tag, pending) = self.calls.allocate().await.map_err(unanswered)?;
         if tag.0 > LAST_XID {
             return Err(Error::XidsExhausted);
         }
@@ -154,32 +146,10 @@ impl Client {
         trace!(%call, "out");
         let mut message = BytesMut::with_capacity(call.encoded_len());
         call.encode(&mut message);
-        let message = message.freeze();
-        let mut retry = self.retry;
-        loop {
-            if self.outbox.send((tag, message.clone())).is_err() {
-                return Err(Error::Ended(Arc::new(Error::Closed)));
-            }
-            let resend = retry.map(|after| Instant::now() + after);
-            let wake = match (resend, deadline) {
-                (Some(resend), Some(deadline)) => Some(resend.min(deadline)),
-                (resend, deadline) => resend.or(deadline),
-            };
-            let Some(wake) = wake else {
-                return pending.await.map_err(unanswered);
-            };
-            match tokio::time::timeout_at(wake, &mut pending).await {
-                Ok(answer) => return answer.map_err(unanswered),
-                Err(_) if deadline.is_some_and(|deadline| wake >= deadline) => {
-                    debug!(xid = %call.xid, "no reply in time");
-                    return Err(timed_out());
-                }
-                Err(_) => {
-                    debug!(xid = %call.xid, ?retry, "no reply yet: sending again");
-                    retry = retry.map(|after| (after * 2).min(MAX_BACKOFF));
-                }
-            }
+        if self.outbox.send((tag, message.freeze())).is_err() {
+            return Err(Error::Ended(Arc::new(Error::Closed)));
         }
+        pending.await.map_err(unanswered)
     }
 
     /// How many replies came that no call waited for.
@@ -236,8 +206,12 @@ trait Link: Send + 'static {
     ) -> Poll<Result<Option<Record>, Error>>;
     /// Queues call `tag`'s message.
     fn feed(&mut self, tag: Tag, message: Bytes);
-    /// Sends what is queued; a call that cannot be sent alone fails in `calls`.
-    fn poll_flush(&mut self, cx: &mut Context<'_>, calls: &Calls) -> Poll<Result<(), Error>>;
+    /// Sends what is queued; a call that cannot be sent alone is given to `unsent`.
+    fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        unsent: &mut dyn FnMut(Tag, Error),
+    ) -> Poll<Result<(), Error>>;
 }
 
 struct StreamLink<T>(RecordStream<T>);
@@ -255,7 +229,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for StreamLink<T> 
         self.0.feed(&message);
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>, _: &Calls) -> Poll<Result<(), Error>> {
+    fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &mut dyn FnMut(Tag, Error),
+    ) -> Poll<Result<(), Error>> {
         self.0.poll_flush(cx)
     }
 }
@@ -295,14 +273,17 @@ impl<S: DatagramSocket + Send + 'static> Link for DatagramLink<S> {
         self.queue.push_back((tag, message));
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>, calls: &Calls) -> Poll<Result<(), Error>> {
+    fn poll_flush(
+        &mut self,
+        cx: &mut Context<'_>,
+        unsent: &mut dyn FnMut(Tag, Error),
+    ) -> Poll<Result<(), Error>> {
         while let Some((tag, message)) = self.queue.front() {
             let sent = std::task::ready!(self.socket.poll_send_to(cx, message, &self.server));
             if let Err(e) = sent {
                 // A datagram that cannot go (too large, refused by the system): its call
                 // fails, the others go on.
-                debug!(%tag, error = %e, "call not sent");
-                calls.fail(*tag, Arc::new(e));
+                unsent(*tag, e);
             }
             self.queue.pop_front();
         }
@@ -315,6 +296,11 @@ struct Driver<L> {
     calls: Calls,
     rx: mpsc::UnboundedReceiver<(Tag, Bytes)>,
     limit: ReplyLimit,
+    /// When calls are sent again and time out, ticked by `ticks` while calls are in flight.
+    flights: Flights,
+    ticks: Option<Interval>,
+    due: Vec<Due>,
+    call_timeout: Duration,
 }
 
 impl<L: Link> Driver<L> {
@@ -331,12 +317,49 @@ impl<L: Link> Driver<L> {
             let mut progress = false;
             loop {
                 match self.rx.poll_recv(cx) {
-                    Poll::Ready(Some((tag, message))) => self.link.feed(tag, message),
+                    Poll::Ready(Some((tag, message))) => {
+                        if let Some(ticks) = &mut self.ticks
+                            && self.flights.is_empty()
+                        {
+                            // The first call in flight: ticks start from now.
+                            ticks.reset();
+                        }
+                        let calls = &self.calls;
+                        self.flights
+                            .sent(tag, &message, |tag| calls.is_outstanding(tag));
+                        self.link.feed(tag, message);
+                    }
                     Poll::Ready(None) => return Poll::Ready(Ok(())),
                     Poll::Pending => break,
                 }
             }
-            if let Poll::Ready(result) = self.link.poll_flush(cx, &self.calls) {
+            if let Some(ticks) = &mut self.ticks {
+                while !self.flights.is_empty() && ticks.poll_tick(cx).is_ready() {
+                    let calls = &self.calls;
+                    self.flights
+                        .tick(|tag| calls.is_outstanding(tag), &mut self.due);
+                    for due in self.due.drain(..) {
+                        match due {
+                            Due::Resend(tag, message) => {
+                                debug!(%tag, "no reply yet: sending again");
+                                self.link.feed(tag, message);
+                            }
+                            Due::Expired(tag) => {
+                                debug!(%tag, "no reply in time");
+                                let timeout = Error::Timeout(self.call_timeout);
+                                self.calls.fail(tag, Arc::new(timeout));
+                            }
+                        }
+                    }
+                }
+            }
+            let (calls, flights) = (&self.calls, &mut self.flights);
+            let mut unsent = |tag: Tag, e: Error| {
+                debug!(%tag, error = %e, "call not sent");
+                flights.done(tag);
+                calls.fail(tag, Arc::new(e));
+            };
+            if let Poll::Ready(result) = self.link.poll_flush(cx, &mut unsent) {
                 result?;
             }
             while let Poll::Ready(record) = self.link.poll_record(cx, &mut self.limit) {
@@ -359,6 +382,7 @@ impl<L: Link> Driver<L> {
                 Ok(reply) => {
                     let xid = reply.xid;
                     trace!(%reply, "in");
+                    self.flights.done(Tag(u64::from(xid.0)));
                     if self.calls.correlate(Tag(u64::from(xid.0)), reply).is_err() {
                         debug!(%xid, "a reply no call waits for: skipped");
                     }
@@ -369,6 +393,7 @@ impl<L: Link> Driver<L> {
                 let (size, max) = (self.limit.refused, self.limit.max);
                 warn!(%xid, size, max, "reply too large: its call fails");
                 let error = Arc::new(Error::ReplyTooLarge { xid, size, max });
+                self.flights.done(Tag(u64::from(xid.0)));
                 self.calls.fail(Tag(u64::from(xid.0)), error);
             }
             other => debug!(record = %other, "skipped"),

@@ -13,6 +13,7 @@ mod decoder;
 mod decoder_tests;
 mod encoder;
 mod error;
+mod flights;
 mod mark;
 mod peer;
 pub mod pmap;

@@ -7,7 +7,10 @@ use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
+
+/// How long [`serve_datagram`] pauses after a failed receive.
+const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 use crate::{
     AcceptAll, AuthStat, Call, DatagramSocket, Error, Record, RecordDatagram, RecordStream, Reply,
@@ -119,8 +122,10 @@ where
     .await
 }
 
-/// Serves `program` on a datagram socket, answering each call at its source, until the
-/// socket fails. Datagrams too large or not calls are skipped.
+/// Serves `program` on a datagram socket, answering each call at its source, for ever (drop
+/// the future to stop). Datagrams too large or not calls are skipped; a failed receive or
+/// send is traced and survived, the loop pausing 10 ms after a failed receive so
+/// that an error that persists costs no CPU.
 pub async fn serve_datagram<S: DatagramSocket>(
     socket: &mut RecordDatagram<S>,
     program: &Program,
@@ -133,7 +138,11 @@ pub async fn serve_datagram<S: DatagramSocket>(
                 debug!(error = %e, "skipped");
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                warn!(error = %e, "receive failed: going on");
+                tokio::time::sleep(ERROR_PAUSE).await;
+                continue;
+            }
         };
         if let Some(reply) = program.answer(message) {
             scratch.clear();

@@ -260,12 +260,54 @@ async fn an_unanswered_datagram_call_backs_off_and_gives_up_at_the_call_timeout(
         matches!(e, Error::Timeout(d) if d == Duration::from_secs(10)),
         "{e}"
     );
-    assert_eq!(started.elapsed(), Duration::from_secs(10));
-    // Sent at 0, 1, 3 and 7 s: the waits double (1, 2, 4 s), then the call timed out.
+    // Within a tick (a quarter of the retry) of the timeout.
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(10)..=Duration::from_millis(10_250)).contains(&waited),
+        "{waited:?}"
+    );
+    // Sent at 0, then after 1, 2 and 4 s more (each within a tick): the waits double, and
+    // the next would come after the timeout.
     let mut sent = 0;
     let mut buf = [0; 256];
     while silent.try_recv_from(&mut buf).is_ok() {
         sent += 1;
     }
     assert_eq!(sent, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_on_a_stream_that_gets_no_reply_times_out_alone() {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let config = Config {
+        call_timeout: Some(Duration::from_secs(8)),
+        ..Config::default()
+    };
+    let client = Client::stream(RecordStream::new(a, &config), &config);
+    let server = tokio::spawn(async move {
+        let mut server = RecordStream::new(b, &Config::default());
+        // The first call is never answered; the second is.
+        let _ignored = server.read().await.unwrap().unwrap();
+        let answered = Call::decode(server.read().await.unwrap().unwrap()).unwrap();
+        server
+            .write(&encode(&Reply::success(answered.xid, Bytes::new())))
+            .await
+            .unwrap();
+        server
+    });
+    let started = tokio::time::Instant::now();
+    let e = client.call(300000, 1, 1, Bytes::new()).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Timeout(d) if d == Duration::from_secs(8)),
+        "{e}"
+    );
+    // Within a tick (an eighth of the timeout) of it.
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(8)..=Duration::from_secs(9)).contains(&waited),
+        "{waited:?}"
+    );
+    let reply = client.call(300000, 1, 2, Bytes::new()).await.unwrap();
+    assert_eq!(reply.outcome, Ok(Bytes::new()));
+    drop(server.await.unwrap());
 }
