@@ -83,7 +83,7 @@ pub enum CliError {
         /// Why it failed.
         why: String,
     },
-    /// A serving task ended abnormally.
-    #[error("a serving task failed: {0}")]
-    Task(String),
+    /// SIGINT or SIGTERM could not be caught.
+    #[error("cannot catch signals: {0}")]
+    Signal(std::io::Error),
 }

@@ -12,6 +12,7 @@ mod error;
 mod memo;
 mod packet;
 mod rpc;
+mod serve;
 mod tls;
 
 use error::CliError;

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use packetstream::{Config, PacketConnection, Reply, Request};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tracing::{debug, info, warn};
-use transport::TlsServer;
+use tokio::net::{TcpStream, UnixStream};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use transport::Accepted;
 
 use crate::error::CliError;
 use crate::tls::{CallTls, ServeTls};
@@ -21,11 +22,11 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Serve the handler table of the spec: rq 0 echo, 1 reverse with flags 0x11, 2 nothing,
+    /// Serve requests by rq_type: 0 echo, 1 reverse with flags 0x11, 2 nothing,
     /// 3 flags+1, 4 "héllo", 5 failure, 6 sleep PAYLOAD ms then echo, others failure.
     ///
-    /// Prints `listening ADDR` first, then serves until killed (or, with --once, until the
-    /// first connection ends).
+    /// Prints `listening ADDR` first, then serves until SIGINT or SIGTERM (or, with --once,
+    /// until the first connection ends), then closes open connections in order and exits 0.
     Serve(Serve),
     /// Send one request and print its response as one JSON line:
     /// {"ok":…,"flags":…,"payload_hex":"…"}.
@@ -54,6 +55,8 @@ struct Serve {
     channels: bool,
     #[command(flatten)]
     tls: ServeTls,
+    #[command(flatten)]
+    limits: crate::serve::Limits,
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,70 +132,46 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
     if tls.is_some() && args.unix.is_some() {
         usage("--tls-cert and --tls-key serve TLS over TCP only");
     }
-    match &args.unix {
-        Some(path) => {
-            let listener = UnixListener::bind(path).map_err(|e| CliError::Listen {
-                addr: path.display().to_string(),
-                source: e,
-            })?;
-            println!("listening {}", path.display());
-            loop {
-                let (stream, _) = listener.accept().await.map_err(CliError::Accept)?;
-                let served = serve_one(stream, "unix peer".into(), config.clone(), tls.clone());
-                if args.once {
-                    return served.await;
-                }
-                tokio::spawn(served);
+    let signals = crate::serve::Signals::catch()?;
+    let mut interface = args.limits.interface(tls);
+    interface.listen(crate::serve::listen(&args.listen, args.unix.as_deref()).await?);
+    // With --once, the first connection's end is the server's.
+    let done = CancellationToken::new();
+    let once = args.once.then(|| done.clone());
+    let serving = interface.serve(move |accepted: Accepted| {
+        let (config, once) = (config.clone(), once.clone());
+        async move {
+            serve_one(accepted, config).await;
+            if let Some(once) = once {
+                once.cancel();
             }
         }
-        None => {
-            let listener = TcpListener::bind(&args.listen)
-                .await
-                .map_err(|e| CliError::Listen {
-                    addr: args.listen.clone(),
-                    source: e,
-                })?;
-            let local = listener.local_addr().map_err(CliError::Accept)?;
-            println!("listening {local}");
-            loop {
-                let (stream, peer) = listener.accept().await.map_err(CliError::Accept)?;
-                if let Err(e) = stream.set_nodelay(true) {
-                    debug!(%peer, error = %e, "TCP_NODELAY not set");
-                }
-                let served = serve_one(stream, peer.to_string(), config.clone(), tls.clone());
-                if args.once {
-                    return served.await;
-                }
-                tokio::spawn(served);
-            }
-        }
-    }
+    });
+    let unended = std::future::pending();
+    crate::serve::run(serving, &args.limits, signals, done, unended).await
 }
 
-/// Serves one connection, over TLS when `tls` is given (the handshake runs here, in the
-/// connection's own task, so a slow or bad client holds up no other).
-async fn serve_one<T>(
-    stream: T,
-    peer: String,
-    config: Config,
-    tls: Option<TlsServer>,
-) -> Result<(), CliError>
-where
-    T: transport::Io,
-{
-    let stack = crate::tls::stack(stream, tls).await.inspect_err(|e| {
-        warn!(%peer, error = %e, "connection refused");
-    })?;
-    let conn = PacketConnection::with_handler(stack, config, table).map_err(CliError::Packet)?;
-    {
-        info!(%peer, "connection opened");
-        let ended = conn.closed().await;
-        let stats = conn.stats();
-        match &ended {
-            Ok(()) => info!(%peer, ?stats, "connection closed"),
-            Err(e) => warn!(%peer, error = %e, "connection failed"),
-        }
-        ended.map_err(CliError::Packet)
+/// Serves one connection with the handler table until it ends, or until the server shuts
+/// down, when it is closed in order (within the connection's own close timeout).
+async fn serve_one(accepted: Accepted, config: Config) {
+    let Accepted {
+        stack,
+        peer,
+        closing,
+    } = accepted;
+    let conn = match PacketConnection::with_handler(stack, config, table) {
+        Ok(conn) => conn,
+        Err(e) => return warn!(%peer, error = %e, "connection refused"),
+    };
+    info!(%peer, "connection opened");
+    let ended = tokio::select! {
+        ended = conn.closed() => ended,
+        () = closing.cancelled() => conn.close().await,
+    };
+    let stats = conn.stats();
+    match ended {
+        Ok(()) => info!(%peer, ?stats, "connection closed"),
+        Err(e) => warn!(%peer, error = %e, "connection failed"),
     }
 }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use rpc_record::pmap::{Mapping, PMAP_PORT, PMAP_PROG, PMAP_VERS, PMAPPROC_DUMP};
 use rpc_record::{
-    Client, Config, Peer, PeerAddr, Program, RecordDatagram, RecordStream, ServerError,
+    Budget, Client, Config, Peer, PeerAddr, Program, RecordDatagram, RecordStream, ServerError,
     serve_datagram, serve_stream,
 };
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, info};
+use transport::Accepted;
 
 use crate::error::CliError;
 use crate::tls::{CallTls, ServeTls};
@@ -28,7 +29,8 @@ enum Command {
     /// Answer pings (procedure 0) of program PROG in the versions given, over TCP, UDP or
     /// both, as rpcbind answers: PROG_UNAVAIL, PROG_MISMATCH, PROC_UNAVAIL for the rest.
     ///
-    /// Prints one `listening ADDR` line per transport, TCP first, then serves until killed.
+    /// Prints one `listening ADDR` line per transport, TCP first, then serves until SIGINT
+    /// or SIGTERM, then closes open connections in order and exits 0.
     Serve(Serve),
     /// Ping a program as `rpcinfo -T tcp|udp` does, printing
     /// `program P version V ready and waiting`. Without VERS, asks for version 0 to learn
@@ -57,6 +59,8 @@ struct Serve {
     /// TLS on the TCP listener (UDP stays plain).
     #[command(flatten)]
     tls: ServeTls,
+    #[command(flatten)]
+    limits: crate::serve::Limits,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,65 +114,85 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
         (None, None) => Some("127.0.0.1:0".to_owned()),
         (tcp, _) => tcp.clone(),
     };
-    let listen_error = |addr: &str| {
-        let addr = addr.to_owned();
-        move |source| CliError::Listen { addr, source }
-    };
     let tls = args.tls.server()?;
     if tls.is_some() && tcp.is_none() {
         crate::packet::usage("--tls-cert and --tls-key serve TLS on the TCP listener: give --tcp");
     }
-    let mut tasks = tokio::task::JoinSet::new();
+    let signals = crate::serve::Signals::catch()?;
+    let config = Config::default();
+    let mut interface = args.limits.interface(tls);
     if let Some(addr) = &tcp {
-        let listener = TcpListener::bind(addr).await.map_err(listen_error(addr))?;
-        println!(
-            "listening {}",
-            listener.local_addr().map_err(CliError::Accept)?
-        );
-        let program = program.clone();
-        tasks.spawn(async move {
-            loop {
-                let (stream, peer) = listener.accept().await.map_err(CliError::Accept)?;
-                let _ = stream.set_nodelay(true);
-                let (program, tls) = (program.clone(), tls.clone());
-                tokio::spawn(async move {
-                    let mut known = Peer::of_tcp(&stream);
-                    let stack = match crate::tls::stack(stream, tls).await {
-                        Ok(stack) => stack,
-                        Err(e) => return info!(%peer, error = %e, "connection refused"),
-                    };
-                    // A client certificate's subject is the peer's user name.
-                    known.user_name = stack
-                        .get::<transport::TlsInfo>()
-                        .and_then(|tls| tls.peer_subject.clone());
-                    let mut stream = RecordStream::new(stack, &Config::default()).with_peer(known);
-                    match serve_stream(&mut stream, &program).await {
-                        Ok(()) => info!(%peer, "connection closed"),
-                        Err(e) => info!(%peer, error = %e, "connection failed"),
-                    }
-                });
-            }
-        });
+        interface.listen(crate::serve::listen(addr, None).await?);
     }
-    if let Some(addr) = &args.udp {
-        let socket = UdpSocket::bind(addr).await.map_err(listen_error(addr))?;
-        println!(
-            "listening {}",
-            socket.local_addr().map_err(CliError::Accept)?
-        );
-        tasks.spawn(async move {
-            let mut socket = RecordDatagram::new(socket, &Config::default());
-            serve_datagram(&mut socket, &program)
+    let udp = match &args.udp {
+        Some(addr) => {
+            let socket = UdpSocket::bind(addr)
                 .await
-                .map_err(CliError::Rpc)
-        });
-    }
-    match tasks.join_next().await {
-        Some(Ok(result)) => result,
-        Some(Err(e)) => Err(CliError::Task(e.to_string())),
-        None => Ok(()),
+                .map_err(|source| CliError::Listen {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            println!(
+                "listening {}",
+                socket.local_addr().map_err(CliError::Accept)?
+            );
+            Some(RecordDatagram::new(socket, &config))
+        }
+        None => None,
+    };
+    // Every connection reads within one budget.
+    let budget = Budget::new(config.server_budget);
+    let serving = {
+        let program = program.clone();
+        interface.serve(move |accepted: Accepted| {
+            serve_connection(accepted, program.clone(), budget.clone())
+        })
+    };
+    let datagrams = async move {
+        match udp {
+            Some(mut socket) => serve_datagram(&mut socket, &program)
+                .await
+                .map_err(CliError::Rpc),
+            None => std::future::pending().await,
+        }
+    };
+    let never_done = tokio_util::sync::CancellationToken::new();
+    crate::serve::run(serving, &args.limits, signals, never_done, datagrams).await
+}
+
+/// Serves one connection until the peer closes it, or until the server shuts down, when
+/// the replies already made are sent and the connection is closed in order.
+async fn serve_connection(accepted: Accepted, program: Program, budget: Budget) {
+    let Accepted {
+        stack,
+        peer,
+        closing,
+    } = accepted;
+    // A client certificate's subject is the peer's user name.
+    let known = Peer {
+        addr: Some(match &peer.addr {
+            transport::Address::Tcp(addr) => PeerAddr::Inet(*addr),
+            transport::Address::Unix(path) => PeerAddr::Unix(path.clone()),
+        }),
+        user_name: peer.tls_subject.clone(),
+        fd: Some(peer.fd),
+    };
+    let config = Config::default();
+    let mut stream = RecordStream::new(stack, &config)
+        .with_peer(known)
+        .with_budget(&budget);
+    let served = tokio::select! {
+        served = serve_stream(&mut stream, &program) => served,
+        () = closing.cancelled() => stream.shutdown(SHUTDOWN_LINGER).await,
+    };
+    match served {
+        Ok(()) => info!(%peer, "connection closed"),
+        Err(e) => info!(%peer, error = %e, "connection failed"),
     }
 }
+
+/// How long a connection closed at shutdown waits for its peer's EOF.
+const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
 
 /// Resolves `HOST:PORT`, or `HOST` with `default_port`.
 async fn resolve(text: &str, default_port: Option<u16>) -> Result<SocketAddr, CliError> {
