@@ -9,13 +9,15 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use tokio::io::ReadBuf;
 use tokio::time::Sleep;
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 
 use crate::{Config, Encoding, Error, Link, Memo, Mid, Reassembly, Shape, Signer, segment};
 
 /// The send half: cuts each memo into grams (hio's `rend`) and sends them in order.
 ///
 /// Backpressure is the socket's: a send waits while the socket cannot take the next gram.
+/// Clones share the link, and any number of them may send at once (each send waits its own
+/// turn on the socket).
 /// Dropping a [`send`](Sender::send) future part way leaves the peer an incomplete memo,
 /// which its reassembly drops after its timeout.
 ///
@@ -102,7 +104,7 @@ impl<L: Link> Sender<L> {
     pub async fn send_as(&self, memo: &[u8], mid: Mid, dst: &L::Addr) -> Result<(), Error> {
         let grams = segment(memo, mid, &self.shape, self.signer.as_ref(), &self.config)?;
         for gram in &grams {
-            let sent = poll_fn(|cx| self.link.poll_send_to(cx, gram, dst)).await?;
+            let sent = self.link.send_to(gram, dst).await?;
             if sent != gram.len() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::WriteZero,
@@ -137,11 +139,19 @@ pub struct Receiver<L: Link> {
     timer: Pin<Box<Sleep>>,
 }
 
+/// How many datagrams a receiver takes in one poll before it lets other tasks run: a flood
+/// cannot hold a worker thread.
+const DATAGRAMS_PER_POLL: usize = 64;
+
 impl<L: Link> Receiver<L> {
-    /// A receiver over `link` with `config`'s limits and trust.
-    pub fn new(link: Arc<L>, config: Config) -> Receiver<L> {
+    /// A receiver over `link` with `config`'s limits and trust, its buffer
+    /// [`Config::max_gram_size`] long (clamped to the link's limit).
+    ///
+    /// One receiver per link: two tasks receiving on one socket can lose wake-ups.
+    pub fn new(link: Arc<L>, mut config: Config) -> Receiver<L> {
+        config.max_gram_size = config.max_gram_size.min(L::MAX_GRAM_SIZE);
         // One byte over the largest datagram: a longer one shows as truncated.
-        let buf = vec![0; L::MAX_GRAM_SIZE + 1];
+        let buf = vec![0; config.max_gram_size + 1];
         Receiver {
             link,
             reassembly: Reassembly::new(config),
@@ -166,15 +176,17 @@ impl<L: Link> Receiver<L> {
     }
 
     fn poll_memo(&mut self, cx: &mut Context<'_>) -> Poll<Result<Memo<L::Addr>, Error>> {
-        loop {
-            if let Some(deadline) = self.reassembly.next_deadline() {
+        for _ in 0..DATAGRAMS_PER_POLL {
+            // The timer is armed for the oldest incomplete memo, and again after it fires.
+            while let Some(deadline) = self.reassembly.next_deadline() {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 if self.timer.deadline() != deadline {
                     self.timer.as_mut().reset(deadline);
                 }
-                if self.timer.as_mut().poll(cx).is_ready() {
-                    self.reassembly.expire(now());
+                if self.timer.as_mut().poll(cx).is_pending() {
+                    break;
                 }
+                self.reassembly.expire(now());
             }
             let capacity = self.buf.len();
             let mut read = ReadBuf::new(&mut self.buf);
@@ -189,7 +201,12 @@ impl<L: Link> Receiver<L> {
             };
             let datagram = read.filled();
             if datagram.len() == capacity {
-                debug!(?source, "datagram longer than the largest gram: dropped");
+                warn!(
+                    ?source,
+                    max = capacity - 1,
+                    "datagram longer than max_gram_size: dropped"
+                );
+                self.reassembly.oversize();
                 continue;
             }
             // A copy, so that a gram held for reassembly keeps only its own bytes alive.
@@ -198,6 +215,9 @@ impl<L: Link> Receiver<L> {
                 return Poll::Ready(Ok(memo));
             }
         }
+        // Enough for one turn: the rest after other tasks have run.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 

@@ -74,6 +74,14 @@ pub enum Error {
         /// The memo's gram count (0 when not known yet).
         count: u32,
     },
+    /// A signed later gram came before its memo's first gram when the memo already holds
+    /// as many such grams as it may (they cannot be checked until the first gram names the
+    /// signer).
+    #[error("signed gram before its memo's first gram: the memo holds {max} such grams already")]
+    TooEarly {
+        /// The limit that applied ([`Config::max_early_grams`](crate::Config::max_early_grams)).
+        max: usize,
+    },
     /// An unsigned gram where only signed ones are accepted.
     #[error("unsigned gram refused: {why}")]
     Unsigned {

@@ -13,7 +13,8 @@ use tokio::net::{UdpSocket, UnixDatagram};
 
 /// The socket buffer hio asks for on UDP: 1024 grams of 1240 bytes.
 pub const UDP_BUFFER: usize = 1024 * 1240;
-/// The socket buffer hio asks for on Unix datagram sockets: 4 grams of 65535 bytes.
+/// The socket buffer hio asks for on Unix datagram sockets: 4 grams of 65535 bytes. It is
+/// also hio's receive buffer there, so the longest gram a hio peer takes over a Unix socket.
 pub const UXD_BUFFER: usize = 4 * 65535;
 
 /// A UDP socket bound to `addr`, its send and receive buffers raised to [`UDP_BUFFER`] as
@@ -56,16 +57,18 @@ pub trait Link: Send + Sync + 'static {
     /// The gram size hio uses on this kind of socket (1240 for UDP, 65535 for Unix).
     const GRAM_SIZE: usize;
 
-    /// The largest datagram this kind of socket carries (65507 for UDP, 65535 for Unix).
+    /// The largest datagram sent or received on this kind of socket (65507 for UDP; for
+    /// Unix, [`UXD_BUFFER`], the most hio receives there).
     const MAX_GRAM_SIZE: usize;
 
-    /// Sends one datagram to `dst`, or waits until the socket can take it.
-    fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        datagram: &[u8],
-        dst: &Self::Addr,
-    ) -> Poll<io::Result<usize>>;
+    /// Sends one datagram to `dst`, waiting until the socket can take it. Any number of
+    /// tasks may send on one link at once (each waits its own turn: tokio's `poll_send_to`
+    /// would keep only the last waker, so this is an async function).
+    fn send_to<'a>(
+        &'a self,
+        datagram: &'a [u8],
+        dst: &'a Self::Addr,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
 
     /// Receives one datagram into `buf`, and says where it came from.
     fn poll_recv_from(
@@ -80,13 +83,12 @@ impl Link for UdpSocket {
     const GRAM_SIZE: usize = 1240;
     const MAX_GRAM_SIZE: usize = 65507;
 
-    fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        datagram: &[u8],
-        dst: &SocketAddr,
-    ) -> Poll<io::Result<usize>> {
-        UdpSocket::poll_send_to(self, cx, datagram, *dst)
+    fn send_to<'a>(
+        &'a self,
+        datagram: &'a [u8],
+        dst: &'a SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        UdpSocket::send_to(self, datagram, *dst)
     }
 
     fn poll_recv_from(
@@ -103,21 +105,16 @@ impl Link for UdpSocket {
 impl Link for UnixDatagram {
     type Addr = PathBuf;
     const GRAM_SIZE: usize = 65535;
-    const MAX_GRAM_SIZE: usize = 65535;
+    const MAX_GRAM_SIZE: usize = UXD_BUFFER;
 
-    fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        datagram: &[u8],
-        dst: &PathBuf,
-    ) -> Poll<io::Result<usize>> {
+    async fn send_to(&self, datagram: &[u8], dst: &PathBuf) -> io::Result<usize> {
         if dst.as_os_str().is_empty() {
-            return Poll::Ready(Err(io::Error::new(
+            return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "an unbound Unix socket has no address to send to",
-            )));
+            ));
         }
-        UnixDatagram::poll_send_to(self, cx, datagram, dst)
+        UnixDatagram::send_to(self, datagram, dst).await
     }
 
     fn poll_recv_from(

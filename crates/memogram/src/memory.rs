@@ -79,14 +79,9 @@ impl Link for MemoryLink {
     const GRAM_SIZE: usize = 65535;
     const MAX_GRAM_SIZE: usize = 65535;
 
-    fn poll_send_to(
-        &self,
-        _: &mut Context<'_>,
-        datagram: &[u8],
-        dst: &u64,
-    ) -> Poll<io::Result<usize>> {
+    async fn send_to(&self, datagram: &[u8], dst: &u64) -> io::Result<usize> {
         let Some(inbox) = self.net.lock().get(dst).cloned() else {
-            return Poll::Ready(Err(io::ErrorKind::ConnectionRefused.into()));
+            return Err(io::ErrorKind::ConnectionRefused.into());
         };
         match inbox.try_send((Bytes::copy_from_slice(datagram), self.addr)) {
             Ok(()) => {}
@@ -94,10 +89,10 @@ impl Link for MemoryLink {
                 debug!(dst, "memory link queue full: datagram lost");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Poll::Ready(Err(io::ErrorKind::ConnectionRefused.into()));
+                return Err(io::ErrorKind::ConnectionRefused.into());
             }
         }
-        Poll::Ready(Ok(datagram.len()))
+        Ok(datagram.len())
     }
 
     fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<u64>> {

@@ -37,8 +37,12 @@ pub struct Stats {
     pub duplicates: u64,
     /// Incomplete memos dropped because [`Config::timeout`] passed.
     pub expired: u64,
-    /// Incomplete memos dropped, oldest first, to stay within the pending bounds.
+    /// Incomplete memos dropped to stay within the pending bounds (a source's share, then
+    /// the totals).
     pub evicted: u64,
+    /// Datagrams longer than [`Config::max_gram_size`], dropped unread by the
+    /// [`Receiver`](crate::Receiver).
+    pub oversize: u64,
 }
 
 /// How much incomplete state is held now.
@@ -68,6 +72,11 @@ struct Partial {
     signer: Option<Signer>,
     /// By gram number. Before the first gram arrives the later grams here are unchecked.
     grams: BTreeMap<u32, Held>,
+    /// Before the first gram: other copies of signed grams already held, which may be the
+    /// real ones (the first copy may be forged); sorted out when the first gram comes.
+    alternates: Vec<(u32, Held)>,
+    /// Signed grams held unchecked, alternates included.
+    early: usize,
     body_len: u64,
     cost: usize,
 }
@@ -94,35 +103,115 @@ impl Held {
         self.wire.get(self.body.clone()).unwrap_or_default()
     }
 
+    /// What holding it costs against the bounds.
+    fn cost(&self) -> usize {
+        self.wire.len() + GRAM_COST
+    }
+
     /// The gram again, to check a signature once its signer is known. It was read once, so
     /// it reads again.
     fn gram(&self) -> Result<Gram, Error> {
         Gram::decode(self.wire.clone())
     }
+
+    /// Whether it belongs in a memo of `count` grams whose first gram named `signer`.
+    fn check(&self, number: u32, count: u32, signer: Option<&Signer>) -> Result<(), Error> {
+        if number >= count {
+            return Err(Error::GramNumber { number, count });
+        }
+        check_later(signer, &self.gram()?)
+    }
 }
 
 impl Partial {
-    /// Holds gram `number` unless a copy is held already (`Ok(None)`: the first copy wins).
-    /// Once the first gram is in, a later gram must be signed as it says. Returns the cost
-    /// added.
-    fn hold(&mut self, number: u32, gram: Gram) -> Result<Option<usize>, Error> {
-        let Entry::Vacant(slot) = self.grams.entry(number) else {
-            return Ok(None);
-        };
-        if number != 0 && self.count.is_some() {
+    /// Holds gram `number` unless a copy is held already (`Ok(None)`: the first copy wins,
+    /// but for a signed gram before the first gram, kept aside in case the first copy was
+    /// forged). Once the first gram is in, a later gram must be signed as it says. Returns
+    /// the cost added.
+    fn hold(&mut self, number: u32, gram: Gram, max_early: usize) -> Result<Option<usize>, Error> {
+        let counted = self.count.is_some();
+        if number != 0 && counted {
             check_later(self.signer.as_ref(), &gram)?;
         }
-        let cost = gram.wire().len() + GRAM_COST;
-        self.body_len += gram.body().len() as u64;
+        let unchecked = !counted && gram.code().is_signed();
+        if unchecked && self.early >= max_early {
+            return Err(Error::TooEarly { max: max_early });
+        }
+        let held = Held::new(gram);
+        let cost = held.cost();
+        match self.grams.entry(number) {
+            Entry::Vacant(slot) => {
+                self.body_len += held.body.len() as u64;
+                slot.insert(held);
+            }
+            Entry::Occupied(first) if unchecked && first.get().wire != held.wire => {
+                self.alternates.push((number, held));
+            }
+            Entry::Occupied(_) => return Ok(None),
+        }
+        self.early += usize::from(unchecked);
         self.cost += cost;
-        slot.insert(Held::new(gram));
         Ok(Some(cost))
+    }
+
+    /// The first gram has given the count and the signer: the grams that came before it are
+    /// checked (at most `max_early` signatures), the real copy of each kept, the others
+    /// dropped. Returns how many were refused and the cost freed.
+    fn sort_early(&mut self) -> (u64, usize) {
+        let (Some(count), signer) = (self.count, self.signer.as_ref()) else {
+            return (0, 0);
+        };
+        let mut refused = 0;
+        let mut freed = 0;
+        let mut alternates = std::mem::take(&mut self.alternates);
+        let numbers: Vec<u32> = self.grams.keys().copied().collect();
+        for number in numbers {
+            let Some(held) = self.grams.get(&number) else {
+                continue;
+            };
+            let Err(e) = held.check(number, count, signer) else {
+                continue;
+            };
+            debug!(number, error = %e, "held gram refused");
+            refused += 1;
+            let Some(held) = self.grams.remove(&number) else {
+                continue;
+            };
+            freed += held.cost();
+            self.body_len -= held.body.len() as u64;
+            // Another copy may be the real one.
+            while let Some(at) = alternates.iter().position(|(n, _)| *n == number) {
+                let (_, other) = alternates.swap_remove(at);
+                if other.check(number, count, signer).is_ok() {
+                    self.body_len += other.body.len() as u64;
+                    self.grams.insert(number, other);
+                    break;
+                }
+                refused += 1;
+                freed += other.cost();
+            }
+        }
+        freed += alternates
+            .iter()
+            .map(|(_, held)| held.cost())
+            .sum::<usize>();
+        self.early = 0;
+        self.cost -= freed;
+        (refused, freed)
     }
 
     /// Whether every gram is in.
     fn is_whole(&self) -> bool {
         self.count == Some(self.grams.len() as u32)
     }
+}
+
+/// What one source holds: its incomplete memos, oldest first, and their cost.
+#[derive(Debug, Default)]
+struct Share {
+    /// Its incomplete memos by arrival order.
+    memos: BTreeMap<u64, Mid>,
+    cost: usize,
 }
 
 /// Reassembly of memos from grams, keyed by (source, mid), with hio's rules and the bounds hio
@@ -132,16 +221,23 @@ impl Partial {
 ///   number wins and later copies are ignored, as in hio. Later grams must be numbered from
 ///   1 to the count less one.
 /// - **Signing.** A memo is signed when its first gram is, and then every gram must be
-///   signed by that gram's vid: signed later grams that arrive first are held and checked
-///   once it arrives (hio drops them), and unsigned grams in a signed memo are refused (hio
-///   mixes them in). `D` and `E` vids are looked up in [`Config::keys`]. With
-///   [`Config::authic`] unsigned grams are refused; with [`Config::allowed`] signers not on
-///   the list are.
+///   signed by that gram's vid: unsigned grams in a signed memo are refused (hio mixes them
+///   in). Signed later grams that arrive first (only the first gram names the signer) are
+///   held, at most [`Config::max_early_grams`] a memo, and checked when it arrives (hio drops
+///   them); a second, different copy of such a gram is held beside the first, so that a
+///   forged copy that came first cannot take the real one's place, and a gram that turns out
+///   wrong (forged, or numbered past the count) is dropped alone. `D` and `E` vids are looked
+///   up in [`Config::keys`]. With [`Config::authic`] unsigned grams are refused; with
+///   [`Config::allowed`] signers not on the list are.
 /// - **A count of 0**, which hio's binary mode sends for memos of 8 bytes or less, is taken as
 ///   1: the first gram's body is the memo (hio hands out an empty memo instead).
-/// - **Bounds.** An incomplete memo is dropped [`Config::timeout`] after its first gram
-///   arrived. Past [`Config::max_pending_memos`] or [`Config::max_pending_bytes`], the oldest
-///   incomplete memo is dropped (the one whose first gram came first), until both hold.
+/// - **Bounds, fair between sources.** An incomplete memo is dropped [`Config::timeout`]
+///   after its first gram arrived. A source past [`Config::max_source_memos`] or
+///   [`Config::max_source_bytes`] loses its own oldest incomplete memo, so that a flood from
+///   one source evicts nobody else's. Past [`Config::max_pending_memos`] or
+///   [`Config::max_pending_bytes`] (many sources at once), the oldest memo of a source
+///   holding more than the average goes (among the 16 oldest; else the oldest), until both
+///   hold.
 ///
 /// Every gram refused is an [`Error`] and a `debug` event; nothing refused ever panics.
 /// A complete memo's state is deleted as it is handed out, so a replayed memo is handed out
@@ -173,8 +269,10 @@ pub struct Reassembly<S> {
     /// hash must not be a fixed function.
     memos: HashMap<(S, Mid), Partial, RandomState>,
     /// Incomplete memos by arrival order, with when each started: the front is the next to
-    /// expire or be evicted.
+    /// expire.
     order: BTreeMap<u64, ((S, Mid), Instant)>,
+    /// What each source holds.
+    shares: HashMap<S, Share, RandomState>,
     next_seq: u64,
     /// The latest time seen, so that state is ordered even if the clock handed in goes back.
     latest: Option<Instant>,
@@ -189,6 +287,7 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
             config,
             memos: HashMap::default(),
             order: BTreeMap::new(),
+            shares: HashMap::default(),
             next_seq: 0,
             latest: None,
             cost: 0,
@@ -235,10 +334,17 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         expired
     }
 
-    /// When the oldest incomplete memo expires: the time to call [`expire`](Self::expire) next.
+    /// When the oldest incomplete memo expires: the time to call [`expire`](Self::expire) next
+    /// (`None` when nothing is held, or nothing expires within the clock's range).
     pub fn next_deadline(&self) -> Option<Instant> {
         let (_, (_, started)) = self.order.first_key_value()?;
-        Some(*started + self.config.timeout)
+        started.checked_add(self.config.timeout)
+    }
+
+    /// Counts a datagram too long to be a gram, dropped before it was read.
+    pub(crate) fn oversize(&mut self) {
+        self.stats.grams += 1;
+        self.stats.oversize += 1;
     }
 
     /// How much incomplete state is held now.
@@ -322,34 +428,16 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         }
         partial.count = Some(count);
         partial.signer = signer;
-        if let Some(beyond) = partial.grams.range(count..).next().map(|(n, _)| *n) {
-            self.remove(&key);
-            return Err(Error::GramNumber {
-                number: beyond,
-                count,
-            });
-        }
-        // The later grams that came first are checked now that the signer is known.
-        let refused: Vec<(u32, Error)> = partial
-            .grams
-            .iter()
-            .filter_map(|(number, held)| {
-                held.gram()
-                    .and_then(|gram| check_later(partial.signer.as_ref(), &gram))
-                    .err()
-                    .map(|e| (*number, e))
-            })
-            .collect();
-        for (number, e) in refused {
-            self.drop_gram(&key, number);
-            self.stats.rejected += 1;
-            debug!(source = ?key.0, mid = %key.1, number, error = %e, "held gram refused");
-        }
+        // The grams that came first are checked now that the count and signer are known.
+        let (refused, freed) = partial.sort_early();
+        self.stats.rejected += refused;
+        self.charge(&key.0, 0, freed);
         // Gram 0 is never held before this: a later gram numbered 0 is refused.
         let Some(partial) = self.memos.get_mut(&key) else {
             return Ok(None);
         };
-        let added = partial.hold(0, gram)?.unwrap_or(0);
+        let max_early = self.config.max_early_grams;
+        let added = partial.hold(0, gram, max_early)?.unwrap_or(0);
         let (body_len, whole) = (partial.body_len, partial.is_whole());
         self.settle(key, added, body_len, whole)
     }
@@ -366,11 +454,12 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
             return Err(Error::GramNumber { number, count });
         }
         // One map lookup a gram: the memo's state is found (or made) once.
+        let max_early = self.config.max_early_grams;
         let partial = self.open(&key, now);
         if let Some(count) = partial.count.filter(|&count| number >= count) {
             return Err(Error::GramNumber { number, count });
         }
-        let Some(added) = partial.hold(number, gram)? else {
+        let Some(added) = partial.hold(number, gram, max_early)? else {
             self.stats.duplicates += 1;
             trace!(source = ?key.0, mid = %key.1, number, "gram again: ignored");
             return Ok(None);
@@ -399,32 +488,34 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
     /// The state of `key`'s memo, made if there is none.
     fn open(&mut self, key: &(S, Mid), now: Instant) -> &mut Partial {
         let (order, next_seq, cost) = (&mut self.order, &mut self.next_seq, &mut self.cost);
+        let shares = &mut self.shares;
         self.memos.entry(key.clone()).or_insert_with(|| {
             let seq = *next_seq;
             *next_seq += 1;
             order.insert(seq, (key.clone(), now));
             *cost += MEMO_COST;
+            let share = shares.entry(key.0.clone()).or_default();
+            share.memos.insert(seq, key.1);
+            share.cost += MEMO_COST;
             Partial {
                 seq,
                 count: None,
                 signer: None,
                 grams: BTreeMap::new(),
+                alternates: Vec::new(),
+                early: 0,
                 body_len: 0,
                 cost: MEMO_COST,
             }
         })
     }
 
-    /// Takes gram `number` out of `key`'s memo.
-    fn drop_gram(&mut self, key: &(S, Mid), number: u32) {
-        let Some(partial) = self.memos.get_mut(key) else {
-            return;
-        };
-        if let Some(held) = partial.grams.remove(&number) {
-            let cost = held.wire.len() + GRAM_COST;
-            partial.cost -= cost;
-            partial.body_len -= held.body.len() as u64;
-            self.cost -= cost;
+    /// Counts `added` bytes more and `freed` bytes fewer held for `source`, in its share and
+    /// in the total.
+    fn charge(&mut self, source: &S, added: usize, freed: usize) {
+        self.cost = self.cost + added - freed;
+        if let Some(share) = self.shares.get_mut(source) {
+            share.cost = share.cost + added - freed;
         }
     }
 
@@ -437,7 +528,7 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         body_len: u64,
         whole: bool,
     ) -> Result<Option<Memo<S>>, Error> {
-        self.cost += added;
+        self.charge(&key.0, added, 0);
         let max = self.config.max_memo_size;
         if body_len > max {
             self.remove(&key);
@@ -450,21 +541,49 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         Ok(None)
     }
 
-    /// Drops the oldest incomplete memos until both pending bounds hold.
+    /// Drops incomplete memos until the bounds hold: the source of `current` within its
+    /// share first, then the totals.
     fn bound(&mut self, current: &(S, Mid)) {
+        let (max_memos, max_bytes) = (self.config.max_source_memos, self.config.max_source_bytes);
+        while let Some(share) = self.shares.get(&current.0)
+            && (share.memos.len() > max_memos || share.cost > max_bytes)
+        {
+            let Some((_, &mid)) = share.memos.first_key_value() else {
+                break;
+            };
+            self.evict((current.0.clone(), mid), "the source's share", current);
+        }
         while self.memos.len() > self.config.max_pending_memos
             || self.cost > self.config.max_pending_bytes
         {
-            let Some((key, partial)) = self.pop_oldest() else {
+            let Some(key) = self.victim() else {
                 break;
             };
+            self.evict(key, "the pending totals", current);
+        }
+    }
+
+    /// The memo to drop when the totals are reached: the oldest of a source that holds more
+    /// than the average, among the 16 oldest memos; else the oldest.
+    fn victim(&self) -> Option<(S, Mid)> {
+        let average = self.cost / self.shares.len().max(1);
+        let heavy = |source: &S| self.shares.get(source).is_some_and(|s| s.cost > average);
+        let mut oldest = self.order.values().map(|(key, _)| key);
+        let first = oldest.clone().next()?;
+        let key = oldest.by_ref().take(16).find(|key| heavy(&key.0));
+        Some(key.unwrap_or(first).clone())
+    }
+
+    fn evict(&mut self, key: (S, Mid), bound: &'static str, current: &(S, Mid)) {
+        if let Some(partial) = self.remove(&key) {
             self.stats.evicted += 1;
             debug!(
                 source = ?key.0,
                 mid = %key.1,
                 grams = partial.grams.len(),
                 current = (&key == current),
-                "incomplete memo evicted: pending bounds reached"
+                bound,
+                "incomplete memo evicted"
             );
         }
     }
@@ -492,9 +611,9 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
     }
 
     fn pop_oldest(&mut self) -> Option<((S, Mid), Partial)> {
-        let (_, (key, _)) = self.order.pop_first()?;
-        let partial = self.memos.remove(&key)?;
-        self.cost -= partial.cost;
+        let (_, (key, _)) = self.order.first_key_value()?;
+        let key = key.clone();
+        let partial = self.remove(&key)?;
         Some((key, partial))
     }
 
@@ -502,6 +621,13 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         let partial = self.memos.remove(key)?;
         self.order.remove(&partial.seq);
         self.cost -= partial.cost;
+        if let Some(share) = self.shares.get_mut(&key.0) {
+            share.memos.remove(&partial.seq);
+            share.cost -= partial.cost;
+            if share.memos.is_empty() {
+                self.shares.remove(&key.0);
+            }
+        }
         Some(partial)
     }
 }

@@ -152,8 +152,17 @@ mod tests {
         // Binary later grams are sized with the text overhead: at least one body byte.
         assert_eq!(shape(1, Encoding::Base2).clamped_size(false, &config), 33);
         assert_eq!(shape(1, Encoding::Base2).clamped_size(true, &config), 124);
+        // Down to max_gram_size (262 140 by default, hio's Unix receive buffer).
         assert_eq!(
             shape(1 << 20, Encoding::Base64).clamped_size(false, &config),
+            262_140
+        );
+        let udp = Config {
+            max_gram_size: 65507,
+            ..Config::default()
+        };
+        assert_eq!(
+            shape(1 << 20, Encoding::Base64).clamped_size(false, &udp),
             65507
         );
     }

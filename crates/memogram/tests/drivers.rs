@@ -233,3 +233,126 @@ async fn a_lossy_relay_never_gets_a_wrong_memo_delivered() {
     assert_eq!(reassembly.pending().memos, 0, "{:?}", reassembly.stats());
     assert!(reassembly.stats().expired > 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn incomplete_memos_expire_one_after_another_with_no_gram_coming() {
+    let net = MemoryNet::new(64);
+    let (a, b) = (Arc::new(net.bind(1)), Arc::new(net.bind(2)));
+    let config = Config {
+        timeout: Duration::from_secs(30),
+        ..Config::default()
+    };
+    let sender = Sender::new(a.clone(), config.clone()).size(40);
+    let mut receiver = Receiver::new(b, config);
+    // Two memos' first grams only: at 0 s and 10 s.
+    for _ in 0..2 {
+        let grams = memogram::segment(
+            &memo(200, 1),
+            Mid::fresh(),
+            &memogram::Shape {
+                size: 40,
+                encoding: Encoding::Base64,
+            },
+            None,
+            &Config::default(),
+        )
+        .unwrap();
+        memogram::Link::send_to(&*a, &grams[0], &2).await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), receiver.recv()).await;
+    }
+    assert_eq!(receiver.reassembly().pending().memos, 2);
+    // Nothing more arrives: both expire, at 30 s and at 40 s, the timer re-armed between.
+    let _ = tokio::time::timeout(Duration::from_secs(25), receiver.recv()).await;
+    assert_eq!(receiver.reassembly().stats().expired, 2);
+    assert_eq!(receiver.reassembly().pending().memos, 0);
+    drop(sender);
+}
+
+#[tokio::test]
+async fn a_datagram_over_max_gram_size_is_counted_and_the_next_memo_arrives() {
+    let a = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let b = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let to = b.local_addr().unwrap();
+    let config = Config {
+        max_gram_size: 1000,
+        ..Config::default()
+    };
+    let mut receiver = Receiver::new(b, config);
+    a.send_to(&[b'x'; 2000], to).await.unwrap();
+    let sender = Sender::new(a, Config::default());
+    sender.send(b"after it", &to).await.unwrap();
+    let memo = tokio::time::timeout(PATIENCE, receiver.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(memo.text().unwrap(), "after it");
+    let stats = receiver.reassembly().stats();
+    assert_eq!((stats.oversize, stats.grams, stats.memos), (1, 2, 1));
+}
+
+#[tokio::test]
+async fn hio_sized_unix_grams_of_200_000_bytes_are_received() {
+    let path = temp_path("big-grams");
+    let b = Arc::new(bind_uxd(Some(&path)).unwrap());
+    let a = Arc::new(bind_uxd(None).unwrap());
+    let mut receiver = Receiver::new(b, Config::default());
+    // As a hio peer whose gram size was set to 200 000 (hio does not clamp it).
+    let sender = Sender::new(a, Config::default()).size(200_000);
+    let body = memo(350_000, 3);
+    sender.send(&body, &path).await.unwrap();
+    let memo = tokio::time::timeout(PATIENCE, receiver.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&memo.body()[..], &body[..]);
+    assert_eq!(receiver.reassembly().stats().grams, 2);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn a_flood_is_taken_64_datagrams_a_turn() {
+    let net = MemoryNet::new(10_000);
+    let (a, b) = (Arc::new(net.bind(1)), Arc::new(net.bind(2)));
+    let mut receiver = Receiver::new(b, Config::default());
+    for _ in 0..1000 {
+        memogram::Link::send_to(&*a, b"not a gram", &2)
+            .await
+            .unwrap();
+    }
+    // One poll takes 64 datagrams, then yields (and asks to be polled again).
+    assert!(futures_util::FutureExt::now_or_never(receiver.recv()).is_none());
+    assert_eq!(receiver.reassembly().stats().grams, 64);
+    assert!(futures_util::FutureExt::now_or_never(receiver.recv()).is_none());
+    assert_eq!(receiver.reassembly().stats().grams, 128);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_of_a_sender_send_at_once_on_one_socket() {
+    let a = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let b = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let to = b.local_addr().unwrap();
+    let sender = Sender::new(a, Config::default());
+    let mut receiver = Receiver::new(b, Config::default());
+    let tasks: Vec<_> = (0..8u8)
+        .map(|n| {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                for i in 0..10u8 {
+                    sender.send(&memo(1000, n ^ i), &to).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let mut seen = 0;
+    while seen < 80 {
+        tokio::time::timeout(PATIENCE, receiver.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        seen += 1;
+    }
+    for task in tasks {
+        tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
+    }
+}
