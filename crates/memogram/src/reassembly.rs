@@ -528,7 +528,13 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         body_len: u64,
         whole: bool,
     ) -> Result<Option<Memo<S>>, Error> {
-        self.charge(&key.0, added, 0);
+        // One lookup of the source's share a gram: counted and checked at once.
+        self.cost += added;
+        let over_share = self.shares.get_mut(&key.0).is_some_and(|share| {
+            share.cost += added;
+            share.memos.len() > self.config.max_source_memos
+                || share.cost > self.config.max_source_bytes
+        });
         let max = self.config.max_memo_size;
         if body_len > max {
             self.remove(&key);
@@ -537,13 +543,15 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         if whole {
             return Ok(self.fuse(key));
         }
-        self.bound(&key);
+        if over_share {
+            self.bound_share(&key);
+        }
+        self.bound_totals(&key);
         Ok(None)
     }
 
-    /// Drops incomplete memos until the bounds hold: the source of `current` within its
-    /// share first, then the totals.
-    fn bound(&mut self, current: &(S, Mid)) {
+    /// Drops the oldest memos of `current`'s source until it is within its share.
+    fn bound_share(&mut self, current: &(S, Mid)) {
         let (max_memos, max_bytes) = (self.config.max_source_memos, self.config.max_source_bytes);
         while let Some(share) = self.shares.get(&current.0)
             && (share.memos.len() > max_memos || share.cost > max_bytes)
@@ -553,6 +561,10 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
             };
             self.evict((current.0.clone(), mid), "the source's share", current);
         }
+    }
+
+    /// Drops memos until the totals hold (see [`victim`](Self::victim)).
+    fn bound_totals(&mut self, current: &(S, Mid)) {
         while self.memos.len() > self.config.max_pending_memos
             || self.cost > self.config.max_pending_bytes
         {
