@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::{Sink, StreamExt};
 use kernel_flows::Exit;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
@@ -27,12 +27,18 @@ use crate::{Error, Stack, Upgrade};
 pub enum Outgoing<T> {
     /// Encode and send a frame.
     Send(T),
-    /// Write everything queued so far to the stream, and flush it.
+    /// Write everything queued so far to the stream, and flush it (reading goes on).
     Flush,
-    /// Flush, then start a layer on top (STARTTLS). A security layer is refused, and the
-    /// adapter faults, if the peer sent bytes past the frames read so far: they came before
-    /// the handshake.
+    /// Stop reading, flush, then start a layer on top, within
+    /// [`AdapterConfig::handshake_timeout`]: the client side of STARTTLS, after it has read
+    /// the server's go-ahead. A security layer is refused, and the adapter faults, if the
+    /// peer sent bytes past the frames read so far: they came before the handshake.
     Upgrade(Box<dyn Upgrade>),
+    /// Send this frame (the go-ahead) and start the layer right behind it: the server side
+    /// of STARTTLS. Reading stops before the frame goes out, so the peer's handshake, sent as
+    /// soon as it has the frame, reaches the layer and not the codec, while bytes that came
+    /// before the frame are refused as for [`Upgrade`](Outgoing::Upgrade).
+    SendThenUpgrade(T, Box<dyn Upgrade>),
     /// Flush, then shut the write side (through every layer: TLS sends close_notify). Reading
     /// goes on until the peer closes its side: a real half-close.
     FinishSending,
@@ -44,6 +50,9 @@ impl<T> fmt::Debug for Outgoing<T> {
             Outgoing::Send(_) => f.write_str("Send(..)"),
             Outgoing::Flush => f.write_str("Flush"),
             Outgoing::Upgrade(layer) => write!(f, "Upgrade({})", layer.name()),
+            Outgoing::SendThenUpgrade(_, layer) => {
+                write!(f, "SendThenUpgrade(.., {})", layer.name())
+            }
             Outgoing::FinishSending => f.write_str("FinishSending"),
         }
     }
@@ -88,6 +97,9 @@ pub struct AdapterConfig {
     /// Notify (in [`Signal::idle`]) when nothing was read or written for this long (default:
     /// never).
     pub idle_timeout: Option<Duration>,
+    /// How long an upgrade's handshake may take before the adapter faults with
+    /// [`Error::HandshakeTimeout`] (default 10 s).
+    pub handshake_timeout: Duration,
 }
 
 impl Default for AdapterConfig {
@@ -97,23 +109,58 @@ impl Default for AdapterConfig {
             outbox: 64,
             write_high_water: 64 * 1024,
             idle_timeout: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// The end of an adapter's task: awaits how it ended.
+/// The end of an adapter: awaits how it ended. [`Exit::Interrupted`] when its task was
+/// aborted, or its [`Running`] future dropped, before it ended.
 #[derive(Debug)]
-pub struct Done(JoinHandle<Exit<Error>>);
+pub struct Done(Ending);
+
+#[derive(Debug)]
+enum Ending {
+    /// Run by [`SocketAdapter::spawn`]: a panic in the task is resumed here.
+    Task(JoinHandle<Exit<Error>>),
+    /// Run by whoever awaits the [`Running`] of [`SocketAdapter::new`].
+    Local(oneshot::Receiver<Exit<Error>>),
+}
 
 impl Future for Done {
     type Output = Exit<Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Exit<Error>> {
-        Pin::new(&mut self.0).poll(cx).map(|joined| match joined {
-            Ok(exit) => exit,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Exit::Interrupted,
-        })
+        match &mut self.0 {
+            Ending::Task(task) => Pin::new(task).poll(cx).map(|joined| match joined {
+                Ok(exit) => exit,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Exit::Interrupted,
+            }),
+            Ending::Local(ended) => Pin::new(ended)
+                .poll(cx)
+                .map(|ended| ended.unwrap_or(Exit::Interrupted)),
+        }
+    }
+}
+
+/// The work of an adapter made by [`SocketAdapter::new`], to await (or spawn) where the
+/// connection belongs: in the handler of an [`Interface`](crate::Interface), it counts
+/// against the connection cap and is cut at the shutdown deadline with its connection.
+/// Resolves when the adapter ends, with what [`SocketAdapter::done`] also says.
+pub struct Running(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl fmt::Debug for Running {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Running(..)")
+    }
+}
+
+impl Future for Running {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
     }
 }
 
@@ -124,7 +171,8 @@ impl Future for Done {
 ///   `inbox.reserve().await` then `permit.send(..)` for a cancel-safe send.
 /// - `outbox`: the frames read, bounded: while it is full, the socket is not read, and the
 ///   task sleeps (no busy loop).
-/// - `control`: cancel it to stop at once ([`Exit::Interrupted`]).
+/// - `control`: cancel it to stop at once ([`Exit::Interrupted`]), whatever the adapter is
+///   doing (a flush to a peer that does not read, a handshake).
 /// - `signal`: the [`Phase`] and the idle count, on every change.
 /// - `done`: how it ended: [`Exit::Completed`] once both directions closed cleanly (the peer
 ///   closed and this side finished sending), [`Exit::Faulted`] with the error otherwise.
@@ -171,8 +219,71 @@ pub struct SocketAdapter<In, Out> {
 }
 
 impl<In: Send + 'static, Out: Send + 'static> SocketAdapter<In, Out> {
-    /// Runs `stack` with `codec` in a task of its own.
+    /// Runs `stack` with `codec` in a task of its own (untracked: inside an
+    /// [`Interface`](crate::Interface)'s handler, prefer [`new`](SocketAdapter::new)).
     pub fn spawn<C>(stack: Stack, codec: C, config: AdapterConfig) -> SocketAdapter<In, Out>
+    where
+        C: Decoder<Item = In> + Encoder<Out> + Clone + Send + 'static,
+        <C as Decoder>::Error: std::error::Error + Send + Sync + 'static,
+        <C as Encoder<Out>>::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let (task, with_done) = SocketAdapter::parts(stack, codec, config);
+        with_done(Done(Ending::Task(tokio::spawn(task.run()))))
+    }
+
+    /// The adapter, and its work to await in the caller's own task: a connection handler
+    /// that runs its adapter this way keeps it within the [`Interface`](crate::Interface)'s
+    /// connection cap and shutdown.
+    ///
+    /// ```
+    /// use tokio_util::codec::LinesCodec;
+    /// use transport::{AdapterConfig, Outgoing, SocketAdapter, Stack};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use tokio::io::AsyncReadExt;
+    ///
+    /// let (ours, mut theirs) = tokio::io::duplex(1024);
+    /// let (adapter, running): (SocketAdapter<String, String>, _) =
+    ///     SocketAdapter::new(Stack::new(ours), LinesCodec::new(), AdapterConfig::default());
+    /// let talk = async move {
+    ///     adapter.inbox.send(Outgoing::Send("hi".into())).await.unwrap();
+    ///     adapter.inbox.send(Outgoing::FinishSending).await.unwrap();
+    ///     let mut heard = String::new();
+    ///     theirs.read_to_string(&mut heard).await.unwrap();
+    ///     assert_eq!(heard, "hi\n");
+    ///     drop(theirs);
+    ///     adapter.done.await
+    /// };
+    /// let (exit, ()) = tokio::join!(talk, running);
+    /// assert!(matches!(exit, kernel_flows::Exit::Completed));
+    /// # }
+    /// ```
+    pub fn new<C>(
+        stack: Stack,
+        codec: C,
+        config: AdapterConfig,
+    ) -> (SocketAdapter<In, Out>, Running)
+    where
+        C: Decoder<Item = In> + Encoder<Out> + Clone + Send + 'static,
+        <C as Decoder>::Error: std::error::Error + Send + Sync + 'static,
+        <C as Encoder<Out>>::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let (task, with_done) = SocketAdapter::parts(stack, codec, config);
+        let (ended, done) = oneshot::channel();
+        let adapter = with_done(Done(Ending::Local(done)));
+        let running = Running(Box::pin(async move {
+            let _ = ended.send(task.run().await);
+        }));
+        (adapter, running)
+    }
+
+    /// The adapter's task, and the adapter once it is given how its end is awaited.
+    fn parts<C>(
+        stack: Stack,
+        codec: C,
+        config: AdapterConfig,
+    ) -> (Task<C, Out>, impl FnOnce(Done) -> SocketAdapter<In, Out>)
     where
         C: Decoder<Item = In> + Encoder<Out> + Clone + Send + 'static,
         <C as Decoder>::Error: std::error::Error + Send + Sync + 'static,
@@ -194,15 +305,18 @@ impl<In: Send + 'static, Out: Send + 'static> SocketAdapter<In, Out> {
             config,
             read_open: true,
             write_open: true,
+            unflushed: false,
+            finishing: false,
+            upgrade: None,
         };
-        let done = Done(tokio::spawn(task.run()));
-        SocketAdapter {
+        let with_done = move |done| SocketAdapter {
             inbox,
             outbox,
             control,
             signal,
             done,
-        }
+        };
+        (task, with_done)
     }
 }
 
@@ -239,6 +353,13 @@ struct Task<C: Decoder, Out> {
     config: AdapterConfig,
     read_open: bool,
     write_open: bool,
+    /// Bytes were written through the codec since the stack was last flushed: they may sit
+    /// in a layer (TLS, Chunked) even when the codec's own buffer is empty.
+    unflushed: bool,
+    /// `FinishSending` came: the write side shuts once everything is flushed.
+    finishing: bool,
+    /// An upgrade to start once everything is flushed; reading stops meanwhile.
+    upgrade: Option<Box<dyn Upgrade>>,
 }
 
 /// What woke the adapter's loop.
@@ -317,8 +438,9 @@ where
         let idle_timeout = self.config.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout.unwrap_or(Duration::MAX / 4));
         tokio::pin!(idle);
+        let control = self.control.clone();
         loop {
-            if self.control.is_cancelled() {
+            if control.is_cancelled() {
                 return Exit::Interrupted;
             }
             if !self.read_open && !self.write_open {
@@ -328,12 +450,38 @@ where
                 return Exit::Faulted(Error::Lost);
             };
             let buffered = io.writer.write_buffer().len();
-            let take = self.write_open && buffered < self.config.write_high_water;
-            let flushing = buffered > 0;
+            let flushing = self.unflushed || buffered > 0;
+            if !flushing && (self.upgrade.is_some() || (self.finishing && self.write_open)) {
+                // Everything is out: the upgrade or the half-close, which may wait on the
+                // peer (a handshake, a flush through TLS), so under the cancel token.
+                let step = async {
+                    match self.upgrade.take() {
+                        Some(layer) => self.upgrade(layer).await,
+                        None => self.finish_sending().await,
+                    }
+                };
+                let done = tokio::select! {
+                    () = control.cancelled() => return Exit::Interrupted,
+                    done = step => done,
+                };
+                if let Err(e) = done {
+                    return Exit::Faulted(e);
+                }
+                if let Some(timeout) = idle_timeout {
+                    idle.as_mut().reset(Instant::now() + timeout);
+                }
+                continue;
+            }
+            let take = self.write_open
+                && !self.finishing
+                && self.upgrade.is_none()
+                && buffered < self.config.write_high_water;
+            // Reading stops once an upgrade is queued: what comes next is its handshake.
+            let reading = self.read_open && self.upgrade.is_none();
             // Unbiased: a peer that keeps the socket readable cannot starve the writes.
             let event = tokio::select! {
-                () = self.control.cancelled() => return Exit::Interrupted,
-                read = read_one(&mut io.reader, self.outbox.as_ref()), if self.read_open => match read {
+                () = control.cancelled() => return Exit::Interrupted,
+                read = read_one(&mut io.reader, self.outbox.as_ref()), if reading => match read {
                     Read::Frame(permit, frame) => {
                         permit.send(frame);
                         Event::Read
@@ -343,7 +491,10 @@ where
                     Read::Failed(e) => return Exit::Faulted(e),
                 },
                 flushed = flush(&mut io.writer), if flushing => match flushed {
-                    Ok(()) => Event::Wrote,
+                    Ok(()) => {
+                        self.unflushed = false;
+                        Event::Wrote
+                    }
                     Err(e) => return Exit::Faulted(e),
                 },
                 command = self.inbox.recv(), if take => Event::Command(command),
@@ -356,7 +507,7 @@ where
                     true
                 }
                 Event::Command(command) => {
-                    if let Err(e) = self.apply(command).await {
+                    if let Err(e) = self.apply(command) {
                         return Exit::Faulted(e);
                     }
                     true
@@ -377,41 +528,62 @@ where
         self.io.as_mut().ok_or(Error::Lost)
     }
 
-    /// Applies one inbox item (`None`: every sender is gone, so sending is finished).
-    async fn apply(&mut self, command: Option<Outgoing<Out>>) -> Result<(), Error> {
+    /// Takes one inbox item (`None`: every sender is gone, so sending is finished). Nothing
+    /// here waits: flushing, the half-close and upgrades happen in the loop, which goes on
+    /// reading (but for an upgrade) and heeds the cancel token meanwhile.
+    fn apply(&mut self, command: Option<Outgoing<Out>>) -> Result<(), Error> {
         match command {
-            Some(Outgoing::Send(frame)) => {
-                let writer = &mut self.io()?.writer;
-                // The encoder and the buffer are both the writer's: take the buffer out
-                // (no copy) to encode into it.
-                let mut buffer = std::mem::take(writer.write_buffer_mut());
-                let encoded = writer.encoder_mut().encode(frame, &mut buffer);
-                *writer.write_buffer_mut() = buffer;
-                encoded.map_err(codec_error)
+            Some(Outgoing::Send(frame)) => self.encode(frame),
+            Some(Outgoing::Flush) => {
+                self.unflushed = true;
+                Ok(())
             }
-            Some(Outgoing::Flush) => flush(&mut self.io()?.writer).await,
-            Some(Outgoing::Upgrade(layer)) => self.upgrade(layer).await,
+            Some(Outgoing::Upgrade(layer)) => {
+                self.unflushed = true;
+                self.upgrade = Some(layer);
+                Ok(())
+            }
+            Some(Outgoing::SendThenUpgrade(frame, layer)) => {
+                self.upgrade = Some(layer);
+                self.encode(frame)
+            }
             Some(Outgoing::FinishSending) | None => {
-                let writer = &mut self.io()?.writer;
-                flush(writer).await?;
-                writer.get_mut().shutdown().await?;
-                self.write_open = false;
-                let phase = if self.read_open {
-                    Phase::WriteClosed
-                } else {
-                    Phase::Closed
-                };
-                self.set_phase(phase);
+                self.unflushed = true;
+                self.finishing = true;
                 Ok(())
             }
         }
     }
 
-    /// Flushes, puts the stack back together with the bytes read past the last frame,
-    /// pushes `layer` (which a security layer refuses if there are any), and splits it
-    /// again.
+    /// Encodes `frame` into the writer's buffer.
+    fn encode(&mut self, frame: Out) -> Result<(), Error> {
+        let writer = &mut self.io()?.writer;
+        // The encoder and the buffer are both the writer's: take the buffer out (no copy)
+        // to encode into it.
+        let mut buffer = std::mem::take(writer.write_buffer_mut());
+        let encoded = writer.encoder_mut().encode(frame, &mut buffer);
+        *writer.write_buffer_mut() = buffer;
+        self.unflushed = true;
+        encoded.map_err(codec_error)
+    }
+
+    /// Everything is flushed: shuts the write side (through every layer).
+    async fn finish_sending(&mut self) -> Result<(), Error> {
+        self.io()?.writer.get_mut().shutdown().await?;
+        self.write_open = false;
+        let phase = if self.read_open {
+            Phase::WriteClosed
+        } else {
+            Phase::Closed
+        };
+        self.set_phase(phase);
+        Ok(())
+    }
+
+    /// Everything is flushed: puts the stack back together with the bytes read past the
+    /// last frame, pushes `layer` (which a security layer refuses if there are any) within
+    /// the handshake timeout, and splits it again.
     async fn upgrade(&mut self, layer: Box<dyn Upgrade>) -> Result<(), Error> {
-        flush(&mut self.io()?.writer).await?;
         let name = layer.name();
         // Frames decoded before the upgrade and not yet taken from the outbox would reach the
         // application after it, as if protected: refused, as bytes read ahead are.
@@ -435,7 +607,14 @@ where
         let unread = reader.read_buffer().clone();
         let mut stack = reader.into_inner().inner.unsplit(writer.into_inner());
         stack.put_back(&unread);
-        stack.push_boxed(layer).await?;
+        let after = self.config.handshake_timeout;
+        match tokio::time::timeout(after, stack.push_boxed(layer)).await {
+            Ok(pushed) => pushed?,
+            Err(_) => {
+                debug!(layer = name, ?after, "handshake timed out");
+                return Err(Error::HandshakeTimeout { layer: name, after });
+            }
+        }
         debug!(layer = name, "upgraded");
         self.io = Some(Halves::new(stack, codec));
         self.set_phase(Phase::Upgraded(name));

@@ -40,6 +40,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A layer's handshake did not finish in time; the connection is given up.
+    #[error("the {layer} handshake took longer than {after:?}")]
+    HandshakeTimeout {
+        /// The layer whose handshake was cut.
+        layer: &'static str,
+        /// The limit that applied.
+        after: std::time::Duration,
+    },
     /// The stream below ended without the layer's own end marker (for TLS, close_notify):
     /// what was read may have been cut short by an attacker.
     #[error("the stream ended without the {layer} layer's end marker: the data may be truncated")]

@@ -63,12 +63,29 @@ impl Listener {
         let mut fds = listenfd::ListenFd::from_env();
         let mut listeners = Vec::new();
         for i in 0..fds.len() {
-            if let Some(l) = fds.take_tcp_listener(i)? {
+            // A descriptor that is not a TCP listener is left in place: it may be a Unix one.
+            let tcp = fds.take_tcp_listener(i);
+            if let Ok(Some(l)) = tcp {
                 l.set_nonblocking(true)?;
                 listeners.push(Listener::Tcp(TcpListener::from_std(l)?));
-            } else if let Some(l) = fds.take_unix_listener(i)? {
-                l.set_nonblocking(true)?;
-                listeners.push(Listener::Unix(UnixListener::from_std(l)?));
+                continue;
+            }
+            match fds.take_unix_listener(i) {
+                Ok(Some(l)) => {
+                    l.set_nonblocking(true)?;
+                    listeners.push(Listener::Unix(UnixListener::from_std(l)?));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!(
+                            "descriptor {} is neither a TCP nor a Unix stream listener: {}",
+                            3 + i,
+                            tcp.err().map_or(e.to_string(), |tcp| format!("{tcp}; {e}"))
+                        ),
+                    ));
+                }
             }
         }
         Ok(listeners)

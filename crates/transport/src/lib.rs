@@ -9,7 +9,7 @@ mod layer;
 mod stack;
 mod tls;
 
-pub use adapter::{AdapterConfig, Done, Outgoing, Phase, Signal, SocketAdapter};
+pub use adapter::{AdapterConfig, Done, Outgoing, Phase, Running, Signal, SocketAdapter};
 pub use chunked::{Chunked, ChunkedStream};
 pub use connections::{Address, Connections, Counts, Credentials, Peer, Shutdown};
 pub use error::Error;

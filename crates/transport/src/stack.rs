@@ -161,9 +161,10 @@ impl Stack {
     }
 
     /// Flushes the top layer and peels it off: the stack reads and writes through the layer
-    /// below from now on. The residue holds what the layer had decoded that nobody read
-    /// (the bytes given back with [`put_back`](Stack::put_back) first), and what it had
-    /// not sent.
+    /// below from now on. The layer's last records (for TLS, close_notify, so that the peer
+    /// sees it end cleanly) are written to the layer below and flushed. The residue holds
+    /// what the layer had decoded that nobody read (the bytes given back with
+    /// [`put_back`](Stack::put_back) first); its `unsent` is empty once they are written.
     ///
     /// The endpoint cannot be popped ([`Error::NothingToPop`]). Not cancel-safe once the
     /// flush is done: dropping the future midway loses the connection.
@@ -183,7 +184,12 @@ impl Stack {
                     unread.extend_from_slice(&residue.unread);
                     residue.unread = unread.freeze();
                 }
-                debug!(layers = ?self.names(), unread = residue.unread.len(), unsent = residue.unsent.len(), "layer popped");
+                if !residue.unsent.is_empty() {
+                    let unsent = std::mem::take(&mut residue.unsent);
+                    self.write_all(&unsent).await?;
+                    self.flush().await?;
+                }
+                debug!(layers = ?self.names(), unread = residue.unread.len(), "layer popped");
                 Ok(residue)
             }
             Err(top) => {

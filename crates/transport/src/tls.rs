@@ -322,13 +322,17 @@ impl Layered for Tls<Box<dyn Layered>> {
     }
 
     fn peel(self: Box<Self>) -> Result<(Box<dyn Layered>, Residue), Box<dyn Layered>> {
+        // close_notify goes out with the residue's unsent records: the peer sees TLS end
+        // cleanly, not a truncation.
         let (inner, residue) = match self.stream {
             TlsStream::Client(s) => {
                 let (inner, mut conn) = s.into_inner();
+                conn.send_close_notify();
                 (inner, residue_of(&mut conn))
             }
             TlsStream::Server(s) => {
                 let (inner, mut conn) = s.into_inner();
+                conn.send_close_notify();
                 (inner, residue_of(&mut conn))
             }
         };

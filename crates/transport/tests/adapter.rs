@@ -226,8 +226,8 @@ async fn a_frame_the_codec_refuses_faults_the_adapter_with_the_codec_error() {
 async fn a_tls_stream_cut_without_close_notify_ends_the_adapter_as_truncated() {
     let ca = Ca::new("Strata test CA");
     let (certs, key) = ca.identity("strata server", &["localhost"]);
-    let (a, b) = tokio::io::duplex(64 * 1024);
-    let (mut ours, mut theirs) = (Stack::new(a), Stack::new(b));
+    let (a, b, cut) = support::cuttable_pipe();
+    let (mut theirs, mut ours) = (Stack::new(a), Stack::new(b));
     let client = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
     let (pc, ps) = tokio::join!(
         ours.push(client),
@@ -240,11 +240,171 @@ async fn a_tls_stream_cut_without_close_notify_ends_the_adapter_as_truncated() {
     theirs.write_all(b"one line\n").await.unwrap();
     theirs.flush().await.unwrap();
     assert_eq!(next(&mut adapter).await.as_deref(), Some("one line"));
-    // The peer drops TLS without close_notify and ends the stream below it.
-    theirs.pop().await.unwrap();
-    theirs.shutdown().await.unwrap();
+    // The stream below ends with no close_notify.
+    cut.cancel();
     match tokio::time::timeout(Duration::from_secs(5), adapter.done).await {
         Ok(Exit::Faulted(Error::Truncated { layer: "tls" })) => {}
         other => panic!("expected truncation, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn bytes_a_layer_took_while_the_socket_was_full_are_not_stranded_by_a_read() {
+    // Chunked over a small pipe: the layer takes the lines into its own buffer (up to 64
+    // KiB) faster than the pipe does.
+    let (a, b) = tokio::io::duplex(1024);
+    let (mut ours, mut theirs) = (Stack::new(a), Stack::new(b));
+    ours.push(transport::Chunked::default()).await.unwrap();
+    theirs.push(transport::Chunked::default()).await.unwrap();
+    let mut a: Lines = SocketAdapter::spawn(ours, LinesCodec::new(), AdapterConfig::default());
+    let mut peer = Framed::new(theirs, LinesCodec::new());
+    for i in 0..200 {
+        send(&a, line(&format!("line {i:03} {}", "x".repeat(100)))).await;
+    }
+    // The peer speaks before it reads: a read wins the adapter's loop while its writes wait
+    // in the layer.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    peer.send(String::from("hello")).await.unwrap();
+    assert_eq!(next(&mut a).await.as_deref(), Some("hello"));
+    // Every line arrives, with nothing more sent to push them out.
+    for i in 0..200 {
+        let got = tokio::time::timeout(Duration::from_secs(5), peer.next())
+            .await
+            .expect("the line in time: nothing stranded")
+            .unwrap()
+            .unwrap();
+        assert!(got.starts_with(&format!("line {i:03} ")), "{got}");
+    }
+}
+
+#[tokio::test]
+async fn a_flush_to_a_peer_that_does_not_read_neither_stops_reading_nor_ignores_cancel() {
+    let (ours, theirs) = tokio::io::duplex(1024);
+    let mut a = adapter(ours, AdapterConfig::default());
+    let (mut their_read, mut their_write) = tokio::io::split(theirs);
+    for i in 0..100 {
+        send(&a, line(&format!("line {i} {}", "x".repeat(100)))).await;
+    }
+    send(&a, Outgoing::Flush).await;
+    // The flush cannot finish (the peer does not read), yet the peer's line is read.
+    their_write.write_all(b"still heard\n").await.unwrap();
+    assert_eq!(next(&mut a).await.as_deref(), Some("still heard"));
+    // And cancel stops the adapter at once.
+    a.control.cancel();
+    let done = tokio::time::timeout(Duration::from_secs(5), a.done)
+        .await
+        .expect("cancel is heeded during a flush");
+    assert!(matches!(done, Exit::Interrupted), "{done:?}");
+    let mut some = [0; 16];
+    let _ = their_read.read(&mut some).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_upgrade_whose_handshake_never_comes_times_out() {
+    let ca = Ca::new("Strata test CA");
+    let (ours, _silent) = tokio::io::duplex(64 * 1024);
+    let config = AdapterConfig {
+        handshake_timeout: Duration::from_secs(3),
+        ..AdapterConfig::default()
+    };
+    let a = adapter(ours, config);
+    let tls = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
+    send(&a, Outgoing::Upgrade(Box::new(tls))).await;
+    let started = tokio::time::Instant::now();
+    match a.done.await {
+        Exit::Faulted(Error::HandshakeTimeout {
+            layer: "tls",
+            after,
+        }) => {
+            assert_eq!(after, Duration::from_secs(3));
+        }
+        other => panic!("expected a handshake timeout, got {other:?}"),
+    }
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_with_the_client_hello_right_behind_the_go_ahead_on_two_threads() {
+    let ca = Ca::new("Strata test CA");
+    let (certs, key) = ca.identity("strata server", &["localhost"]);
+    let server_tls = TlsServer::with_identity(certs, key).unwrap();
+    // Many rounds: the ClientHello is written the moment the go-ahead is read.
+    for _ in 0..50 {
+        let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+        let mut server = adapter(server_end, AdapterConfig::default());
+        let mut client = Framed::new(Stack::new(client_end), LinesCodec::new());
+        client.send(String::from("STARTTLS")).await.unwrap();
+        assert_eq!(next(&mut server).await.as_deref(), Some("STARTTLS"));
+        send(
+            &server,
+            Outgoing::SendThenUpgrade("GO".into(), Box::new(server_tls.clone())),
+        )
+        .await;
+        assert_eq!(client.next().await.unwrap().unwrap(), "GO");
+        let mut stack = client.into_inner();
+        let tls = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), stack.push(tls))
+            .await
+            .expect("the handshake in time")
+            .expect("the server took the ClientHello");
+        phase_becomes(&mut server, Phase::Upgraded("tls")).await;
+        let mut client = Framed::new(stack, LinesCodec::new());
+        client.send(String::from("secret")).await.unwrap();
+        assert_eq!(next(&mut server).await.as_deref(), Some("secret"));
+    }
+}
+
+#[tokio::test]
+async fn an_adapter_run_in_a_connection_handler_counts_against_the_cap_and_is_cut_at_shutdown() {
+    use transport::{Accepted, Config, Interface, Listener};
+    let mut interface = Interface::new(Config {
+        max_connections: 1,
+        ..Config::default()
+    });
+    let listener = Listener::tcp("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    interface.listen(listener);
+    let (ended_tx, mut ended) = tokio::sync::mpsc::unbounded_channel();
+    let serving = interface.serve(move |c: Accepted| {
+        let ended_tx = ended_tx.clone();
+        async move {
+            let (mut adapter, running): (Lines, _) =
+                SocketAdapter::new(c.stack, LinesCodec::new(), AdapterConfig::default());
+            // The application: echo lines, for ever.
+            let app = async move {
+                while let Some(line) = adapter.outbox.recv().await {
+                    adapter.inbox.send(Outgoing::Send(line)).await.unwrap();
+                }
+                adapter.done.await
+            };
+            let (exit, ()) = tokio::join!(app, running);
+            let _ = ended_tx.send(exit);
+        }
+    });
+    let mut first = Framed::new(
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+        LinesCodec::new(),
+    );
+    first.send(String::from("one")).await.unwrap();
+    assert_eq!(first.next().await.unwrap().unwrap(), "one");
+    assert_eq!(serving.connections().len(), 1);
+    // The cap is one: a second connection waits in the backlog.
+    let mut second = Framed::new(
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+        LinesCodec::new(),
+    );
+    second.send(String::from("two")).await.unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(300), second.next()).await;
+    assert!(early.is_err(), "not served while the first is open");
+    // Shutdown cuts the adapter with its connection at the deadline.
+    let report = serving.shutdown(Duration::from_millis(200)).await;
+    assert_eq!((report.finished, report.cancelled), (0, 1));
+    assert!(
+        ended.try_recv().is_err(),
+        "cut, not ended: its task was aborted"
+    );
+    assert!(
+        first.next().await.is_none_or(|r| r.is_err()),
+        "the connection is closed"
+    );
 }

@@ -244,21 +244,30 @@ async fn shutdown_lets_connections_finish_then_cuts_the_rest() {
 }
 
 /// Run by the test below in a child process that socket activation started: takes the
-/// listener handed over on descriptor 3 and serves one connection on it.
+/// listeners handed over on descriptors 3 (TCP) and 4 (Unix) and serves a connection on each.
 fn activated_child(expected: &str) {
+    let (tcp, unix) = expected
+        .split_once(' ')
+        .expect("a TCP address and a Unix path");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let listeners = Listener::activated().unwrap();
-        assert_eq!(listeners.len(), 1, "one listener handed over");
-        let addr = listeners[0].local_addr().unwrap();
-        assert_eq!(addr.to_string(), expected);
+        assert_eq!(listeners.len(), 2, "two listeners handed over");
+        assert_eq!(listeners[0].local_addr().unwrap().to_string(), tcp);
+        assert_eq!(
+            listeners[1].local_addr().unwrap(),
+            Address::Unix(Some(unix.into()))
+        );
         let mut interface = Interface::new(Config::default());
         for listener in listeners {
             interface.listen(listener);
         }
         let serving = interface.serve(echo_once);
-        let mut client = TcpStream::connect(expected).await.unwrap();
+        let mut client = TcpStream::connect(tcp).await.unwrap();
         assert_eq!(ask(&mut client, b"activated").await, b"activated");
+        drop(client);
+        let mut client = UnixStream::connect(unix).await.unwrap();
+        assert_eq!(ask(&mut client, b"on unix too").await, b"on unix too");
         drop(client);
         let report = serving.shutdown(Duration::from_secs(5)).await;
         assert_eq!(report.cancelled, 0);
@@ -266,30 +275,39 @@ fn activated_child(expected: &str) {
 }
 
 #[test]
-fn socket_activation_hands_over_a_bound_listener() {
+fn socket_activation_hands_over_bound_tcp_and_unix_listeners() {
     if let Ok(expected) = std::env::var("STRATA_ACTIVATED_CHILD") {
         return activated_child(&expected);
     }
-    // As systemd does: a bound, listening socket on descriptor 3 and LISTEN_FDS=1, then exec
+    // As systemd does: bound, listening sockets from descriptor 3 and LISTEN_FDS, then exec
     // (LISTEN_PID left empty: the pid is not known before exec).
+    let path = std::env::temp_dir().join(format!("strata-activated-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
     let script = r#"
 import os, socket, sys
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen()
-os.dup2(s.fileno(), 3)
+t = socket.socket()
+t.bind(("127.0.0.1", 0))
+t.listen()
+u = socket.socket(socket.AF_UNIX)
+u.bind(sys.argv[2])
+u.listen()
+os.dup2(t.fileno(), 3)
+os.dup2(u.fileno(), 4)
 os.set_inheritable(3, True)
-host, port = s.getsockname()
-env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID="", STRATA_ACTIVATED_CHILD=f"{host}:{port}")
+os.set_inheritable(4, True)
+host, port = t.getsockname()
+env = dict(os.environ, LISTEN_FDS="2", LISTEN_PID="", STRATA_ACTIVATED_CHILD=f"{host}:{port} {sys.argv[2]}")
 exe = sys.argv[1]
-os.execve(exe, [exe, "--exact", "socket_activation_hands_over_a_bound_listener"], env)
+os.execve(exe, [exe, "--exact", "socket_activation_hands_over_bound_tcp_and_unix_listeners"], env)
 "#;
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new("python3")
         .args(["-c", script])
         .arg(exe)
+        .arg(&path)
         .output()
         .expect("python3 runs");
+    let _ = std::fs::remove_file(&path);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

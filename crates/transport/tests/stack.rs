@@ -237,20 +237,47 @@ async fn a_half_close_passes_through_tls() {
 #[tokio::test]
 async fn the_end_of_the_stream_without_close_notify_is_truncation() {
     let (client, server) = tls_pair(&Ca::new("Strata test CA"));
-    let (mut c, mut s) = tls_stacks(client, server).await;
+    let (a, b, cut) = support::cuttable_pipe();
+    let (mut c, mut s) = (Stack::new(a), Stack::new(b));
+    let (pc, ps) = tokio::join!(c.push(client), s.push(server));
+    pc.unwrap();
+    ps.unwrap();
     c.write_all(b"partial").await.unwrap();
     c.flush().await.unwrap();
-    // Peel TLS off without close_notify and end the stream below it.
-    c.pop().await.unwrap();
-    c.shutdown().await.unwrap();
-    let mut got = Vec::new();
-    let e = s.read_to_end(&mut got).await.unwrap_err();
-    assert_eq!(got, b"partial");
+    let mut got = [0; 7];
+    s.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"partial");
+    // The stream below ends with no close_notify: an attacker's FIN.
+    cut.cancel();
+    let mut more = Vec::new();
+    let e = s.read_to_end(&mut more).await.unwrap_err();
+    assert!(more.is_empty());
     assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     assert!(
         matches!(Error::from_io(&e), Some(Error::Truncated { layer: "tls" })),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn popping_tls_sends_close_notify_and_plaintext_goes_on_below() {
+    let (client, server) = tls_pair(&Ca::new("Strata test CA"));
+    let (mut c, mut s) = tls_stacks(client, server).await;
+    c.write_all(b"last secret").await.unwrap();
+    c.pop().await.unwrap();
+    assert_eq!(c.names(), ["endpoint"]);
+    // The server reads TLS to its clean end (close_notify, not a truncation), pops its own.
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"last secret");
+    let residue = s.pop().await.unwrap();
+    assert!(residue.unread.is_empty());
+    // Plaintext both ways on the stream below (each side's close_notify was read).
+    c.write_all(b"plain").await.unwrap();
+    c.flush().await.unwrap();
+    let mut plain = [0; 5];
+    s.read_exact(&mut plain).await.unwrap();
+    assert_eq!(&plain, b"plain");
 }
 
 #[tokio::test]
@@ -265,7 +292,10 @@ async fn pop_returns_what_the_layer_decoded_and_nobody_read() {
     c.put_back(b"a");
     let residue = c.pop().await.unwrap();
     assert_eq!(&residue.unread[..], b"abcdef");
-    assert!(residue.unsent.is_empty(), "pop flushes first");
+    assert!(
+        residue.unsent.is_empty(),
+        "pop writes its last records below"
+    );
     assert_eq!(c.names(), ["endpoint"]);
     assert!(c.unread().is_empty());
     assert!(matches!(c.pop().await, Err(Error::NothingToPop)));

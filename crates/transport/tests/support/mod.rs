@@ -74,3 +74,33 @@ pub fn write_pem_files(ca: &Ca, dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&paths.2, pem("PRIVATE KEY", key.secret_der())).unwrap();
     paths
 }
+
+/// A pipe through a relay that can be cut: `cut` stops what goes from the first end to the
+/// second and ends the second's reading there, with no end marker of any layer (an attacker
+/// injecting a FIN). The other direction goes on.
+#[allow(dead_code)] // Not every test file that shares this module cuts a pipe.
+pub fn cuttable_pipe() -> (
+    tokio::io::DuplexStream,
+    tokio::io::DuplexStream,
+    tokio_util::sync::CancellationToken,
+) {
+    use tokio::io::AsyncWriteExt;
+    let (first, first_relay) = tokio::io::duplex(64 * 1024);
+    let (second_relay, second) = tokio::io::duplex(64 * 1024);
+    let (mut from_first, mut to_first) = tokio::io::split(first_relay);
+    let (mut from_second, mut to_second) = tokio::io::split(second_relay);
+    let cut = tokio_util::sync::CancellationToken::new();
+    let cutting = cut.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = cutting.cancelled() => {}
+            _ = tokio::io::copy(&mut from_first, &mut to_second) => {}
+        }
+        let _ = to_second.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut from_second, &mut to_first).await;
+        let _ = to_first.shutdown().await;
+    });
+    (first, second, cut)
+}
