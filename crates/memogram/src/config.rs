@@ -28,8 +28,10 @@ pub struct Config {
     /// source holding more than the average, else the oldest (hio: no limit).
     pub max_pending_memos: usize,
     /// The most bytes incomplete memos may hold at once, each gram counted as its datagram's
-    /// length plus [`GRAM_COST`](crate::GRAM_COST) and each memo as
-    /// [`MEMO_COST`](crate::MEMO_COST); past it memos are dropped as for `max_pending_memos`.
+    /// length plus [`GRAM_COST`](crate::GRAM_COST), each memo as
+    /// [`MEMO_COST`](crate::MEMO_COST) and each source as
+    /// [`SOURCE_COST`](crate::SOURCE_COST); past it memos are dropped as for
+    /// `max_pending_memos`.
     pub max_pending_bytes: usize,
     /// The most incomplete memos one source may have: past it, that source's oldest is
     /// dropped, so that a flood from one source evicts only its own memos. Default 1024, a

@@ -25,6 +25,6 @@ pub use link::{Link, UDP_BUFFER, UXD_BUFFER, bind_udp, bind_uxd};
 pub use memo::Memo;
 pub use memory::{MemoryLink, MemoryNet};
 pub use primitive::{Mid, Seed, Signature, Vid, VidCode};
-pub use reassembly::{GRAM_COST, MEMO_COST, Pending, Reassembly, Stats};
+pub use reassembly::{GRAM_COST, MEMO_COST, Pending, Reassembly, SOURCE_COST, Stats};
 pub use segment::{Shape, segment};
 pub use sign::{Signer, verify};

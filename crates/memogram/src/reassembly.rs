@@ -20,8 +20,15 @@ use crate::{Config, Error, Gram, Memo, Mid, Vid, verify};
 /// grams held, not only their bytes, so a flood of empty grams is bounded too.
 pub const GRAM_COST: usize = 128;
 
-/// What one incomplete memo costs against [`Config::max_pending_bytes`] beyond its grams.
-pub const MEMO_COST: usize = 256;
+/// What one incomplete memo costs against [`Config::max_pending_bytes`] beyond its grams:
+/// its state, its slot in the memo map (with the map's spare room), the first node of its
+/// grams' B-tree (room for 11), its entries in the arrival orders. Measured by
+/// `tests/memory.rs`, as the heap's growth under floods of memos that never complete.
+pub const MEMO_COST: usize = 1536;
+
+/// What one source with incomplete memos costs beyond them (its share's entry and the first
+/// node of its memos' order), counted while it has any.
+pub const SOURCE_COST: usize = 512;
 
 /// What reassembly has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -207,10 +214,11 @@ impl Partial {
 }
 
 /// What one source holds: its incomplete memos, oldest first, and their cost.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Share {
     /// Its incomplete memos by arrival order.
     memos: BTreeMap<u64, Mid>,
+    /// What they cost, and [`SOURCE_COST`].
     cost: usize,
 }
 
@@ -494,7 +502,13 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
             *next_seq += 1;
             order.insert(seq, (key.clone(), now));
             *cost += MEMO_COST;
-            let share = shares.entry(key.0.clone()).or_default();
+            let share = shares.entry(key.0.clone()).or_insert_with(|| {
+                *cost += SOURCE_COST;
+                Share {
+                    memos: BTreeMap::new(),
+                    cost: SOURCE_COST,
+                }
+            });
             share.memos.insert(seq, key.1);
             share.cost += MEMO_COST;
             Partial {
@@ -638,6 +652,7 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
             share.cost -= partial.cost;
             if share.memos.is_empty() {
                 self.shares.remove(&key.0);
+                self.cost -= SOURCE_COST;
             }
         }
         Some(partial)

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use memogram::{
-    Config, Encoding, Error, GRAM_COST, Keys, MEMO_COST, Memo, Mid, Reassembly, Seed, Shape,
-    Signer, VidCode, segment,
+    Config, Encoding, Error, GRAM_COST, Keys, MEMO_COST, Memo, Mid, Reassembly, SOURCE_COST, Seed,
+    Shape, Signer, VidCode, segment,
 };
 use proptest::prelude::*;
 
@@ -292,7 +292,7 @@ fn a_flood_of_100_000_mids_stays_within_the_bounds() {
     }
     let per_memo = MEMO_COST + GRAM_COST + 32 + body.len();
     assert_eq!(r.pending().memos, max_memos);
-    assert_eq!(r.pending().bytes, max_memos * per_memo);
+    assert_eq!(r.pending().bytes, SOURCE_COST + max_memos * per_memo);
     assert_eq!(r.stats().evicted, 100_000 - max_memos as u64);
     // A real memo still gets through, and the oldest state goes to make room for it.
     let (_, grams) = cut(b"still heard", 36, None);
@@ -401,8 +401,8 @@ fn a_timeout_of_duration_max_never_expires_and_never_panics() {
 #[test]
 fn the_byte_bound_evicts_the_oldest_memo() {
     let config = Config {
-        // Room for two memos and four full grams (7352 bytes), not for two memos and five.
-        max_pending_bytes: 2 * MEMO_COST + 4 * (GRAM_COST + 1240) + 500,
+        // Room for one source, two memos and four full grams, not for two memos and five.
+        max_pending_bytes: SOURCE_COST + 2 * MEMO_COST + 4 * (GRAM_COST + 1240) + 500,
         ..Config::default()
     };
     let mut r = Reassembly::new(config.clone());
