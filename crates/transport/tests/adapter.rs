@@ -248,14 +248,9 @@ async fn a_tls_stream_cut_without_close_notify_ends_the_adapter_as_truncated() {
     }
 }
 
-#[tokio::test]
-async fn bytes_a_layer_took_while_the_socket_was_full_are_not_stranded_by_a_read() {
-    // Chunked over a small pipe: the layer takes the lines into its own buffer (up to 64
-    // KiB) faster than the pipe does.
-    let (a, b) = tokio::io::duplex(1024);
-    let (mut ours, mut theirs) = (Stack::new(a), Stack::new(b));
-    ours.push(transport::Chunked::default()).await.unwrap();
-    theirs.push(transport::Chunked::default()).await.unwrap();
+/// 200 lines from an adapter over `ours`, while the peer over `theirs` speaks first and only
+/// then reads: every line must arrive with nothing more sent to push it out.
+async fn nothing_stranded(ours: Stack, theirs: Stack) {
     let mut a: Lines = SocketAdapter::spawn(ours, LinesCodec::new(), AdapterConfig::default());
     let mut peer = Framed::new(theirs, LinesCodec::new());
     for i in 0..200 {
@@ -266,7 +261,6 @@ async fn bytes_a_layer_took_while_the_socket_was_full_are_not_stranded_by_a_read
     tokio::time::sleep(Duration::from_millis(50)).await;
     peer.send(String::from("hello")).await.unwrap();
     assert_eq!(next(&mut a).await.as_deref(), Some("hello"));
-    // Every line arrives, with nothing more sent to push them out.
     for i in 0..200 {
         let got = tokio::time::timeout(Duration::from_secs(5), peer.next())
             .await
@@ -275,6 +269,33 @@ async fn bytes_a_layer_took_while_the_socket_was_full_are_not_stranded_by_a_read
             .unwrap();
         assert!(got.starts_with(&format!("line {i:03} ")), "{got}");
     }
+}
+
+#[tokio::test]
+async fn bytes_a_layer_took_while_the_socket_was_full_are_not_stranded_by_a_read() {
+    // Chunked over a small pipe: the layer takes the lines into its own buffer (up to 64
+    // KiB) faster than the pipe does.
+    let (a, b) = tokio::io::duplex(1024);
+    let (mut ours, mut theirs) = (Stack::new(a), Stack::new(b));
+    ours.push(transport::Chunked::default()).await.unwrap();
+    theirs.push(transport::Chunked::default()).await.unwrap();
+    nothing_stranded(ours, theirs).await;
+}
+
+#[tokio::test]
+async fn records_tls_made_while_the_socket_was_full_are_not_stranded_by_a_read() {
+    let ca = Ca::new("Strata test CA");
+    let (certs, key) = ca.identity("strata server", &["localhost"]);
+    let (a, b) = tokio::io::duplex(1024);
+    let (mut ours, mut theirs) = (Stack::new(a), Stack::new(b));
+    let client = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
+    let (pc, ps) = tokio::join!(
+        ours.push(client),
+        theirs.push(TlsServer::with_identity(certs, key).unwrap())
+    );
+    pc.unwrap();
+    ps.unwrap();
+    nothing_stranded(ours, theirs).await;
 }
 
 #[tokio::test]
