@@ -107,6 +107,7 @@ impl RecordDecoder {
     /// The errors are about one record; the decoder stays in step and holds nothing of it
     /// (a record over a limit is discarded as the rest of it streams past, should decoding
     /// go on). A peer over the limits is usually best disconnected all the same.
+    #[inline]
     pub fn decode(
         &mut self,
         src: &mut BytesMut,
@@ -218,6 +219,7 @@ impl RecordDecoder {
     /// The header of a record that is one fragment (the commonest case): when the whole
     /// fragment is buffered, the rule is asked and the record taken in one step, without
     /// going through the fragment-by-fragment states.
+    #[inline]
     fn begin_record(
         &mut self,
         mark: Mark,
@@ -267,6 +269,7 @@ impl RecordDecoder {
 
     /// Takes a fragment header: counts it, asks the rule while it is `Accept`, checks the
     /// limits. Decides `Deny` the moment it is asked.
+    #[inline]
     fn begin_fragment(&mut self, mark: Mark, admission: &mut impl Admission) -> Begun {
         self.enter_fragment(mark);
         if self.fragments > self.max_fragments {
@@ -289,6 +292,7 @@ impl RecordDecoder {
     }
 
     /// Counts the fragment `mark` announces, and starts on its payload.
+    #[inline]
     fn enter_fragment(&mut self, mark: Mark) {
         self.fragments = self.fragments.saturating_add(1);
         self.so_far += u64::from(mark.len());
@@ -299,6 +303,7 @@ impl RecordDecoder {
     }
 
     /// Takes the rule asked at a fragment header, and checks the record's size.
+    #[inline]
     fn apply(&mut self, rule: Rule) -> Begun {
         self.rule = rule;
         match self.rule {
@@ -343,6 +348,7 @@ impl RecordDecoder {
     }
 
     /// Takes payload bytes as the rule says: joined, kept up to the xid, or discarded.
+    #[inline]
     fn consume(&mut self, bytes: &[u8]) {
         let keep_xid = matches!(self.rule, Rule::Accept | Rule::Reject | Rule::RejectWith(_));
         if keep_xid && self.xid_len < 4 {
@@ -379,6 +385,7 @@ impl RecordDecoder {
     }
 
     /// Ready for the next record.
+    #[inline]
     fn reset(&mut self) {
         self.state = State::Mark;
         self.rule = Rule::Accept;

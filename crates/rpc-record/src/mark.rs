@@ -32,6 +32,7 @@ impl Mark {
     }
 
     /// The mark these 4 wire bytes carry.
+    #[inline]
     pub fn from_bytes(bytes: [u8; 4]) -> Mark {
         Mark(u32::from_be_bytes(bytes))
     }
@@ -42,6 +43,7 @@ impl Mark {
     }
 
     /// The fragment's length in bytes.
+    #[inline]
     pub fn len(self) -> u32 {
         self.0 & MAX_FRAGMENT_LEN
     }
@@ -52,6 +54,7 @@ impl Mark {
     }
 
     /// Whether this is the last fragment of its record.
+    #[inline]
     pub fn is_last(self) -> bool {
         self.0 & LAST != 0
     }
