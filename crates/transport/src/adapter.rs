@@ -297,7 +297,8 @@ impl<In: Send + 'static, Out: Send + 'static> SocketAdapter<In, Out> {
             idle: 0,
         });
         let task = Task {
-            io: Some(Halves::new(stack, codec)),
+            io: Some(Halves::new(stack, codec.clone(), codec.clone())),
+            fresh: codec,
             inbox: inbox_rx,
             outbox: Some(outbox_tx),
             control: control.clone(),
@@ -320,14 +321,14 @@ impl<In: Send + 'static, Out: Send + 'static> SocketAdapter<In, Out> {
     }
 }
 
-/// The stack split for reading and writing at once, each half with its codec.
+/// The stack split for reading and writing at once, each half with a codec of its own.
 struct Halves<C> {
     reader: FramedRead<Watched, C>,
     writer: FramedWrite<WriteHalf<Stack>, C>,
 }
 
-impl<C: Clone> Halves<C> {
-    fn new(stack: Stack, codec: C) -> Halves<C> {
+impl<C> Halves<C> {
+    fn new(stack: Stack, decoder: C, encoder: C) -> Halves<C> {
         let (read, write) = tokio::io::split(stack);
         Halves {
             reader: FramedRead::new(
@@ -335,9 +336,9 @@ impl<C: Clone> Halves<C> {
                     inner: read,
                     seen: None,
                 },
-                codec.clone(),
+                decoder,
             ),
-            writer: FramedWrite::new(write, codec),
+            writer: FramedWrite::new(write, encoder),
         }
     }
 }
@@ -345,6 +346,8 @@ impl<C: Clone> Halves<C> {
 struct Task<C: Decoder, Out> {
     /// `None` only if an upgrade failed midway, which ends the task.
     io: Option<Halves<C>>,
+    /// The codec as it was given, for a reader that must start afresh after an upgrade.
+    fresh: C,
     inbox: mpsc::Receiver<Outgoing<Out>>,
     /// Dropped when reading closes, so that the application's `recv` ends.
     outbox: Option<mpsc::Sender<C::Item>>,
@@ -603,8 +606,15 @@ where
             });
         }
         let Halves { reader, writer } = self.io.take().ok_or(Error::Lost)?;
-        let codec = reader.decoder().clone();
+        // Each half keeps its own codec, the writer its encoder's state. Bytes read ahead go
+        // back below the new layer and are read through it again, so a decoder midway
+        // through them (LinesCodec's scan position) starts afresh.
         let unread = reader.read_buffer().clone();
+        let decoder = match unread.is_empty() {
+            true => reader.decoder().clone(),
+            false => self.fresh.clone(),
+        };
+        let encoder = writer.encoder().clone();
         let mut stack = reader.into_inner().inner.unsplit(writer.into_inner());
         stack.put_back(&unread);
         let after = self.config.handshake_timeout;
@@ -616,7 +626,7 @@ where
             }
         }
         debug!(layer = name, "upgraded");
-        self.io = Some(Halves::new(stack, codec));
+        self.io = Some(Halves::new(stack, decoder, encoder));
         self.set_phase(Phase::Upgraded(name));
         Ok(())
     }

@@ -429,3 +429,80 @@ async fn an_adapter_run_in_a_connection_handler_counts_against_the_cap_and_is_cu
         "the connection is closed"
     );
 }
+
+/// An upgrade that starts nothing: the stack goes on as it was (what a layer that needs no
+/// clean boundary does to bytes read ahead, without changing them).
+struct Nothing;
+
+impl transport::Upgrade for Nothing {
+    fn name(&self) -> &'static str {
+        "nothing"
+    }
+
+    fn requires_clean_boundary(&self) -> bool {
+        false
+    }
+
+    fn start(self: Box<Self>, inner: Box<dyn transport::Layered>) -> transport::WrapDyn {
+        Box::pin(async move { Ok(inner) })
+    }
+}
+
+#[tokio::test]
+async fn a_decoder_midway_through_bytes_read_ahead_starts_afresh_after_an_upgrade() {
+    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+    let mut a = adapter(ours, AdapterConfig::default());
+    // A long line without its end: LinesCodec has scanned 10 000 bytes of it.
+    let long = "x".repeat(10_000);
+    theirs.write_all(long.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    send(&a, Outgoing::Upgrade(Box::new(Nothing))).await;
+    phase_becomes(&mut a, Phase::Upgraded("nothing")).await;
+    // The bytes are read again (8 KiB first) by a decoder that starts from their beginning.
+    theirs.write_all(b"\n").await.unwrap();
+    assert_eq!(next(&mut a).await, Some(long));
+}
+
+/// Lines out numbered by the encoder ("1 one"), lines in as they come: an encoder with state.
+#[derive(Clone, Default)]
+struct Numbered {
+    lines: LinesCodec,
+    sent: u32,
+}
+
+impl tokio_util::codec::Decoder for Numbered {
+    type Item = String;
+    type Error = tokio_util::codec::LinesCodecError;
+
+    fn decode(&mut self, src: &mut bytes::BytesMut) -> Result<Option<String>, Self::Error> {
+        self.lines.decode(src)
+    }
+}
+
+impl tokio_util::codec::Encoder<String> for Numbered {
+    type Error = tokio_util::codec::LinesCodecError;
+
+    fn encode(&mut self, line: String, dst: &mut bytes::BytesMut) -> Result<(), Self::Error> {
+        self.sent += 1;
+        self.lines.encode(format!("{} {line}", self.sent), dst)
+    }
+}
+
+#[tokio::test]
+async fn the_writer_keeps_its_own_encoder_across_an_upgrade() {
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let a: Lines = SocketAdapter::spawn(
+        Stack::new(ours),
+        Numbered::default(),
+        AdapterConfig::default(),
+    );
+    let mut peer = Framed::new(theirs, LinesCodec::new());
+    send(&a, line("one")).await;
+    send(&a, line("two")).await;
+    assert_eq!(peer.next().await.unwrap().unwrap(), "1 one");
+    assert_eq!(peer.next().await.unwrap().unwrap(), "2 two");
+    send(&a, Outgoing::Upgrade(Box::new(Nothing))).await;
+    send(&a, line("three")).await;
+    // Numbered on from where the writer was, not from a copy of the reader's codec.
+    assert_eq!(peer.next().await.unwrap().unwrap(), "3 three");
+}
