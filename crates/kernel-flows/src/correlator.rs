@@ -47,8 +47,9 @@ pub enum Order {
 pub struct Config {
     /// How replies are matched to requests.
     pub order: Order,
-    /// How many requests may await replies at once; [`Correlator::allocate`] waits beyond it.
-    /// At least 1 (0 is taken as 1).
+    /// How many requests may await replies at once; [`Correlator::allocate`] waits beyond it,
+    /// callers served in the order they came. From 1 to 65 536 (values outside are taken as
+    /// the nearest): the table of slots is made at once, twice this size.
     pub max_in_flight: usize,
     /// The first tag handed out.
     pub first_tag: u64,

@@ -446,3 +446,32 @@ async fn a_cancelled_allocation_does_not_swallow_the_wakeup_of_another() {
         .unwrap();
     assert_eq!(got, Ok(Tag(3)));
 }
+
+#[tokio::test]
+async fn a_caller_that_arrives_while_others_wait_does_not_overtake_them() {
+    let c = tagged(1);
+    let (a, pa) = allocate_now(&c);
+    // B waits for the one slot.
+    let mut b = Box::pin(c.allocate());
+    assert!(futures_util::poll!(b.as_mut()).is_pending());
+    // A's reply frees the slot: it is B's, not the newcomer C's.
+    c.correlate(a, 1).unwrap();
+    assert_eq!(pa.await, Ok(1));
+    assert!(c.allocate().now_or_never().is_none(), "C overtook B");
+    let (tag, _pb) = b.await.unwrap();
+    assert_eq!(tag, Tag(3));
+}
+
+#[test]
+fn any_max_in_flight_makes_a_correlator_without_panicking() {
+    for max in [0, 1, 1 << 20, usize::MAX / 2 + 1, usize::MAX] {
+        let c: Link = Correlator::new(Config {
+            order: Order::Tagged,
+            max_in_flight: max,
+            first_tag: 1,
+        });
+        let (tag, pending) = allocate_now(&c);
+        c.correlate(tag, 5).unwrap();
+        assert_eq!(pending.now_or_never(), Some(Ok(5)));
+    }
+}
