@@ -19,7 +19,7 @@ async fn main() {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u32>>(2);
     // Squares, framed 4 to a frame; the short last frame goes out on terminate.
     let chain = map::<_, _, _, Infallible>(|n: u32| n * n).then(batch(4));
-    let terminal = Series::new(stream::iter(1..=10u32), chain, PollSender::new(tx))
+    let mut terminal = Series::new(stream::iter(1..=10u32), chain, PollSender::new(tx))
         .named("squares")
         .measure(|frame: &Vec<u32>| frame.len() * 4)
         .valve(valve.clone())

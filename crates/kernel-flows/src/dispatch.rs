@@ -7,9 +7,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
-use futures_util::{Sink, Stream};
+use futures_util::{FutureExt, Sink, Stream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -114,11 +115,22 @@ impl<E: Send + 'static> Dispatch<E> {
             interrupt: self.control.interrupt.child_token(),
         };
         let name = series.name.clone();
-        let flow = series.drive(control, Arc::default());
+        let live = Arc::<Mutex<Stats>>::default();
+        let flow = series.drive(control, Arc::clone(&live));
         let interrupt_all: CancellationToken = self.control.interrupt.clone();
         let ended = Arc::clone(&self.ended);
         self.tracker.spawn(async move {
-            let (exit, stats) = flow.await;
+            // A panic is this series' fault, reported and interrupting the unit like any
+            // other, not a task that vanishes from `ended`.
+            let (exit, stats) = match AssertUnwindSafe(flow).catch_unwind().await {
+                Ok(ended) => ended,
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    tracing::warn!(series = %name, %message, "series panicked");
+                    let stats = *live.lock().unwrap_or_else(|p| p.into_inner());
+                    (Exit::Faulted(Fault::Panicked(message)), stats)
+                }
+            };
             if let Exit::Faulted(_) = exit {
                 tracing::debug!(series = %name, "fault: interrupting the unit");
                 interrupt_all.cancel();
@@ -156,5 +168,14 @@ impl<E: Send + 'static> Dispatch<E> {
         let mut ended = std::mem::take(&mut *self.ended.lock().unwrap_or_else(|p| p.into_inner()));
         ended.sort_by_key(|(index, _)| *index);
         ended.into_iter().map(|(_, ended)| ended).collect()
+    }
+}
+
+/// What a panic said, if it said it as text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => (*text).to_owned(),
+        (_, Some(text)) => text.clone(),
+        _ => "a panic with no message".to_owned(),
     }
 }

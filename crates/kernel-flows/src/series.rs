@@ -78,6 +78,10 @@ pub enum Fault<C, K> {
     /// The sink refused an item, a flush or the close.
     #[error("sink failed: {0}")]
     Sink(K),
+    /// A channel, the source or the sink panicked, with the panic's message (a series in a
+    /// [`Dispatch`](crate::Dispatch) reports it so; a [`Terminal`] resumes the panic).
+    #[error("the series panicked: {0}")]
+    Panicked(String),
 }
 
 /// What a series moved, counted by its pump.
@@ -128,7 +132,7 @@ pub(crate) struct Control {
 /// // No stage can fail here, so the chain's error type is named once, on its first stage.
 /// let chain = map::<_, _, _, std::convert::Infallible>(|n: u32| n * n)
 ///     .then(map(|n: u32| format!("{n}")));
-/// let terminal = Series::new(stream::iter(1..=3u32), chain, sink)
+/// let mut terminal = Series::new(stream::iter(1..=3u32), chain, sink)
 ///     .named("squares")
 ///     .measure(|s: &String| s.len())
 ///     .spawn();
@@ -528,13 +532,21 @@ impl<F> Terminal<F> {
 
     /// Waits for the series to end and says how, with its final counters.
     ///
+    /// Cancel-safe: dropping the future (a timeout) leaves the terminal as it was, to
+    /// [`interrupt`](Terminal::interrupt) the series or wait again; the series is not left
+    /// running out of reach. Once an end has been returned, later calls say
+    /// [`Exit::Interrupted`] with the last counters.
+    ///
     /// If a channel panicked, the panic resumes here. If the runtime shut down under the
     /// series, it counts as interrupted.
-    pub async fn exit(mut self) -> (Exit<F>, Stats) {
-        let Some(handle) = self.handle.take() else {
+    pub async fn exit(&mut self) -> (Exit<F>, Stats) {
+        let Some(handle) = self.handle.as_mut() else {
             return (Exit::Interrupted, self.stats());
         };
-        match handle.await {
+        let joined = handle.await;
+        // Ended: nothing left to interrupt when the terminal goes.
+        self.handle = None;
+        match joined {
             Ok(ended) => ended,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => (Exit::Interrupted, self.stats()),

@@ -60,7 +60,7 @@ proptest! {
             let source = tokio_stream_from(src_rx);
             let (tx, mut rx) = mpsc::channel(capacity);
             let chain = map(|n: u32| n).then(group(width)).then(ungroup());
-            let terminal = Series::new(source, chain, PollSender::new(tx))
+            let mut terminal = Series::new(source, chain, PollSender::new(tx))
                 .high_water(high_water)
                 .spawn();
             let mut got = Vec::new();
@@ -101,7 +101,7 @@ proptest! {
         let (exit, stats, got) = runtime().block_on(async move {
             let (tx, mut rx) = mpsc::channel(capacity);
             let chain = group(width).then(ungroup());
-            let terminal = Series::new(stream::iter(0..total).chain(stream::pending()), chain, PollSender::new(tx)).spawn();
+            let mut terminal = Series::new(stream::iter(0..total).chain(stream::pending()), chain, PollSender::new(tx)).spawn();
             let mut got = Vec::new();
             while got.len() < interrupt_after {
                 match tokio::time::timeout(Duration::from_millis(20), rx.recv()).await {
@@ -137,7 +137,7 @@ fn tokio_stream_from<T: Send + 'static>(
 async fn a_source_that_ends_completes_after_flushing_the_chain_and_closing_the_sink() {
     let (tx, mut rx) = mpsc::channel(2);
     let chain = group(4);
-    let terminal = Series::new(stream::iter(0..10u32), chain, PollSender::new(tx))
+    let mut terminal = Series::new(stream::iter(0..10u32), chain, PollSender::new(tx))
         .measure(|group: &Vec<u32>| group.len() * 4)
         .spawn();
     let (exit, stats) = tokio::time::timeout(LONG, async {
@@ -168,7 +168,7 @@ async fn a_source_that_ends_completes_after_flushing_the_chain_and_closing_the_s
 async fn a_failing_channel_faults_the_series_with_its_error() {
     let (tx, _rx) = mpsc::channel::<u32>(16);
     let source = stream::iter(vec![Ok(1u32), Ok(2), Err("frame 3 is corrupt"), Ok(4)]);
-    let terminal = Series::new(
+    let mut terminal = Series::new(
         source,
         kernel_flows::results().then(map(|n: u32| n * 2)),
         PollSender::new(tx),
@@ -187,7 +187,7 @@ async fn a_failing_channel_faults_the_series_with_its_error() {
 async fn a_closed_sink_faults_the_series() {
     let (tx, rx) = mpsc::channel::<u32>(1);
     drop(rx);
-    let terminal = Series::new(
+    let mut terminal = Series::new(
         stream::iter(0..5u32),
         map::<_, _, _, Infallible>(|n: u32| n),
         PollSender::new(tx),
@@ -200,7 +200,7 @@ async fn a_closed_sink_faults_the_series() {
 #[tokio::test(start_paused = true)]
 async fn a_slow_sink_stops_the_pump_at_the_high_water_mark_and_counts_obstruction() {
     let (tx, mut rx) = mpsc::channel::<u32>(1);
-    let terminal = Series::new(
+    let mut terminal = Series::new(
         stream::iter(0..1000u32),
         map::<_, _, _, Infallible>(|n: u32| n),
         PollSender::new(tx),
@@ -234,7 +234,7 @@ async fn a_held_valve_stops_the_source_until_the_last_hold_drops() {
     let valve = Valve::new("pause");
     let hold = valve.hold(Reason::new("test", "not yet"));
     let (tx, mut rx) = mpsc::channel::<u32>(100);
-    let terminal = Series::new(
+    let mut terminal = Series::new(
         stream::iter(0..10u32),
         map::<_, _, _, Infallible>(|n: u32| n),
         PollSender::new(tx),
@@ -263,7 +263,7 @@ async fn a_held_valve_stops_the_source_until_the_last_hold_drops() {
 async fn terminate_while_the_valve_is_held_still_drains_and_completes() {
     let valve = Valve::new("pause");
     let _hold = valve.hold(Reason::new("test", "held forever"));
-    let terminal = Series::new(stream::iter(0..10u32), group(100), sink::drain())
+    let mut terminal = Series::new(stream::iter(0..10u32), group(100), sink::drain())
         .valve(valve)
         .spawn();
     terminal.terminate();
@@ -369,4 +369,59 @@ async fn dispatch_terminate_drains_every_series() {
         assert_eq!(group, (0..group.len() as u32).collect::<Vec<_>>());
         assert!(!group.is_empty());
     }
+}
+
+#[tokio::test]
+async fn a_timed_out_exit_leaves_the_terminal_able_to_stop_the_series() {
+    let (tx, mut rx) = mpsc::channel::<u32>(1);
+    let mut terminal = Series::new(
+        stream::iter(0..).map(|n: u32| n),
+        map::<_, _, _, Infallible>(|n: u32| n),
+        PollSender::new(tx),
+    )
+    .spawn();
+    assert_eq!(rx.recv().await, Some(0));
+    // Waiting for the end gives up: the series still runs, and the terminal still holds it.
+    let waited = tokio::time::timeout(Duration::from_millis(50), terminal.exit()).await;
+    assert!(waited.is_err());
+    assert!(!terminal.is_finished());
+    terminal.interrupt();
+    let (exit, _) = tokio::time::timeout(LONG, terminal.exit())
+        .await
+        .expect("the series stops");
+    assert!(matches!(exit, Exit::Interrupted), "{exit:?}");
+}
+
+#[tokio::test]
+async fn a_panicking_series_is_reported_as_faulted_and_interrupts_its_dispatch() {
+    let mut unit: Dispatch<String> = Dispatch::new();
+    let panicking = map::<_, _, _, Infallible>(|n: u32| {
+        assert!(n < 3, "item {n} is cursed");
+        n
+    });
+    unit.spawn(
+        Series::new(stream::iter(0..10u32), panicking, sink::drain()).named("cursed"),
+        |f| f.to_string(),
+    );
+    // Another series that would run for ever.
+    unit.spawn(
+        Series::new(
+            stream::pending::<u32>(),
+            map::<_, _, _, Infallible>(|n: u32| n),
+            sink::drain(),
+        )
+        .named("patient"),
+        |f| f.to_string(),
+    );
+    let ended = tokio::time::timeout(LONG, unit.ended())
+        .await
+        .expect("the panic interrupts the unit");
+    assert_eq!(ended.len(), 2, "the panicked series is reported");
+    match &ended[0].exit {
+        Exit::Faulted(why) => assert!(why.contains("item 3 is cursed"), "{why}"),
+        other => panic!("expected a fault, got {other:?}"),
+    }
+    // Its counters as of its last wake before the panic.
+    assert!(ended[0].stats.items_in <= 4, "{:?}", ended[0].stats);
+    assert!(matches!(ended[1].exit, Exit::Interrupted));
 }

@@ -172,7 +172,7 @@ pub async fn exchange(scale: u32) -> Result<Report, String> {
 
     // Requests leave through a series: (tag, payload) -> one length-delimited frame.
     let (requests, outgoing) = mpsc::channel::<(Tag, Bytes)>(32);
-    let writer = Series::new(
+    let mut writer = Series::new(
         receiver_stream(outgoing),
         map::<_, _, _, Infallible>(|(tag, payload): (Tag, Bytes)| {
             let mut frame = BytesMut::with_capacity(8 + payload.len());
