@@ -37,8 +37,9 @@ pub enum Order {
     /// order.
     #[default]
     Tagged,
-    /// The n-th reply answers the n-th request (HTTP/1.1 pipelining, fault's Invocations).
-    /// Requests must go on the wire in the order their tags were allocated.
+    /// The n-th reply answers the n-th request sent (HTTP/1.1 pipelining, fault's
+    /// Invocations): a request takes its turn when [`Correlator::sent`] says it went on the
+    /// wire, so one cancelled before it was sent takes none.
     Fifo,
 }
 
@@ -73,6 +74,10 @@ pub enum Unanswered<E> {
     /// [`Correlator::fail_all`] failed the link.
     #[error("{0}")]
     Failed(E),
+    /// Every tag up to `u64::MAX - 1` has been issued: tags never wrap, so that a late reply
+    /// can never reach a new request. Make a new correlator.
+    #[error("every tag has been issued")]
+    Exhausted,
     /// The [`Pending`] was polled again after it had resolved: its reply was taken already.
     #[error("the reply was taken already: the request was polled after it resolved")]
     Spent,
@@ -286,11 +291,17 @@ impl<R, E> Inner<R, E> {
     /// Takes a slot and returns the tag that names it. A tag whose slot an older request
     /// still holds is skipped (never issued), so tags still only go up. With twice as many
     /// slots as permits, and a permit held, at least half the slots are free.
-    fn occupy(&self) -> u64 {
+    /// `None` once every tag has been issued: the counter stops at `u64::MAX` (never a tag:
+    /// it marks a free slot) instead of wrapping.
+    fn occupy(&self) -> Option<u64> {
         loop {
-            let tag = self.next_tag.0.fetch_add(1, Ordering::Relaxed);
+            let tag = self
+                .next_tag
+                .0
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_add(1))
+                .ok()?;
             if self.table.occupy(tag) {
-                return tag;
+                return Some(tag);
             }
         }
     }
@@ -385,15 +396,10 @@ impl<R, E: Clone> Correlator<R, E> {
         if inner.table.gate.acquire().await.is_err() {
             return Err(self.failure());
         }
-        let tag = match inner.order {
-            Order::Tagged => inner.occupy(),
-            Order::Fifo => {
-                // The due order must be the tag order, so both are decided under one lock.
-                let mut due = inner.due.lock().unwrap_or_else(|p| p.into_inner());
-                let tag = inner.occupy();
-                due.push_back(tag);
-                tag
-            }
+        let Some(tag) = inner.occupy() else {
+            inner.table.gate.release();
+            tracing::warn!("every tag has been issued");
+            return Err(Unanswered::Exhausted);
         };
         // fail_all sets the failure and closes the gate, then answers every slot held; we
         // took our slot, and now look at the gate. Both are sequentially consistent, so if
@@ -423,10 +429,21 @@ impl<R, E: Clone> Correlator<R, E> {
         self.deliver(tag, reply)
     }
 
+    /// FIFO mode: request `tag` went on the wire; replies are matched to requests in the
+    /// order of these calls. A request cancelled before it was sent never takes a turn; one
+    /// cancelled after keeps it (its reply comes, and is an orphan). Nothing in tagged mode.
+    pub fn sent(&self, tag: Tag) {
+        if self.inner.order == Order::Fifo {
+            let mut due = self.inner.due.lock().unwrap_or_else(|p| p.into_inner());
+            due.push_back(tag.0);
+        }
+    }
+
     /// FIFO mode: delivers `reply` to the oldest request whose reply is due.
     ///
-    /// The oldest request keeps its turn even if its [`Pending`] was dropped, since its reply
-    /// is still on its way: that reply is then an orphan. A correlator in [`Order::Tagged`]
+    /// The oldest request [`sent`](Correlator::sent) keeps its turn even if its [`Pending`]
+    /// was dropped, since its reply is still on its way: that reply is then an orphan. A
+    /// correlator in [`Order::Tagged`]
     /// has no order to follow, so every reply given here is an orphan.
     pub fn correlate_next(&self, reply: R) -> Result<(), Orphan<R>> {
         let next = match self.inner.order {

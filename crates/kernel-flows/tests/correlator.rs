@@ -202,15 +202,19 @@ fn a_pending_polled_after_it_resolved_is_spent_and_gives_its_permit_back_once() 
 }
 
 #[test]
-fn fifo_replies_go_to_the_oldest_request_and_a_cancelled_one_keeps_its_turn() {
+fn fifo_replies_go_to_the_oldest_request_sent_and_a_sent_one_keeps_its_turn() {
     let c: Link = Correlator::new(Config {
         order: Order::Fifo,
         max_in_flight: 8,
         first_tag: 1,
     });
-    let (_, first) = allocate_now(&c);
-    let (_, second) = allocate_now(&c);
-    let (_, third) = allocate_now(&c);
+    let (a, first) = allocate_now(&c);
+    let (b, second) = allocate_now(&c);
+    let (d, third) = allocate_now(&c);
+    for tag in [a, b, d] {
+        c.sent(tag);
+    }
+    // Cancelled after it went out: its reply is still coming, so it keeps its turn.
     drop(second);
     c.correlate_next(10).unwrap();
     let orphan = c.correlate_next(20).unwrap_err();
@@ -474,4 +478,54 @@ fn any_max_in_flight_makes_a_correlator_without_panicking() {
         c.correlate(tag, 5).unwrap();
         assert_eq!(pending.now_or_never(), Some(Ok(5)));
     }
+}
+
+#[test]
+fn fifo_a_request_cancelled_before_it_was_sent_takes_no_turn() {
+    let c: Link = Correlator::new(Config {
+        order: Order::Fifo,
+        max_in_flight: 8,
+        first_tag: 1,
+    });
+    let (_, cancelled) = allocate_now(&c);
+    let (b, second) = allocate_now(&c);
+    // The first is cancelled before the writer got to it; only the second goes out.
+    drop(cancelled);
+    c.sent(b);
+    c.correlate_next(20).unwrap();
+    assert_eq!(
+        second.now_or_never(),
+        Some(Ok(20)),
+        "the reply goes to the request sent"
+    );
+    assert_eq!(c.orphans(), 0);
+}
+
+#[test]
+fn tags_never_wrap_past_the_last_one() {
+    let c: Link = Correlator::new(Config {
+        order: Order::Tagged,
+        max_in_flight: 8,
+        first_tag: u64::MAX - 3,
+    });
+    let mut issued = Vec::new();
+    for _ in 0..3 {
+        let (tag, pending) = allocate_now(&c);
+        c.correlate(tag, 1).unwrap();
+        assert_eq!(pending.now_or_never(), Some(Ok(1)));
+        issued.push(tag.0);
+    }
+    assert_eq!(issued, [u64::MAX - 3, u64::MAX - 2, u64::MAX - 1]);
+    // No tag 0 (nor any other tag again): the correlator is spent, and says so.
+    for _ in 0..3 {
+        match c.allocate().now_or_never() {
+            Some(Err(Unanswered::Exhausted)) => {}
+            Some(Ok((tag, _))) => panic!("{tag} issued after the last tag"),
+            other => panic!(
+                "expected Exhausted, got {:?}",
+                other.map(|r| r.map(|(t, _)| t))
+            ),
+        }
+    }
+    assert_eq!(c.in_flight(), 0, "a refused allocate holds nothing");
 }

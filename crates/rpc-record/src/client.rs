@@ -171,6 +171,7 @@ fn first_xid() -> u64 {
 fn unanswered(e: Unanswered<Arc<Error>>) -> Error {
     match e {
         Unanswered::Failed(e) => Arc::try_unwrap(e).unwrap_or_else(Error::Ended),
+        Unanswered::Exhausted => Error::XidsExhausted,
         // Never: a call awaits its reply once.
         Unanswered::Spent => Error::Ended(Arc::new(Error::Closed)),
     }
