@@ -24,12 +24,18 @@ use crate::{Error, Packet, bsuint};
 #[derive(Debug, Clone)]
 pub struct PacketCodec {
     max_packet: usize,
+    /// Leading `80` bytes of the length prefix in progress that were dropped as they came:
+    /// a stream that ends after them ends inside a packet, though nothing is buffered.
+    dropped: usize,
 }
 
 impl PacketCodec {
     /// A codec that refuses bodies longer than `max_packet` bytes, both ways.
     pub fn new(max_packet: usize) -> PacketCodec {
-        PacketCodec { max_packet }
+        PacketCodec {
+            max_packet,
+            dropped: 0,
+        }
     }
 
     /// The limit on a packet body, in bytes.
@@ -86,12 +92,28 @@ impl PacketCodec {
     /// the buffer grow. `None` until the whole prefix has come. A prefix over `max_packet` is
     /// an error before anything is allocated for its body.
     #[inline]
-    pub(crate) fn peek(&self, src: &mut BytesMut) -> Result<Option<Head>, Error> {
+    pub(crate) fn peek(&mut self, src: &mut BytesMut) -> Result<Option<Head>, Error> {
         if src.first() == Some(&0x80) {
             let zeros = src.iter().take_while(|&&b| b == 0x80).count();
             src.advance(zeros);
+            self.dropped = self.dropped.saturating_add(zeros);
         }
         self.head(src)
+    }
+
+    /// Takes the frame `head` describes off the front of `src` (it is all there): its body.
+    #[inline]
+    pub(crate) fn take(&mut self, src: &mut BytesMut, head: Head) -> bytes::Bytes {
+        self.dropped = 0;
+        let mut frame = src.split_to(head.len()).freeze();
+        frame.advance(head.prefix);
+        frame
+    }
+
+    /// The bytes of a frame begun and not finished, when the stream has ended with `src`
+    /// left over: 0 at a clean end between frames.
+    pub(crate) fn unfinished(&self, src: &[u8]) -> usize {
+        src.len().saturating_add(self.dropped)
     }
 
     /// [`peek`](Self::peek) without dropping anything: the head of the frame at the front of
@@ -122,8 +144,7 @@ impl PacketCodec {
         if src.len() < head.len() {
             return Ok(Frame::Need(head.len() - src.len()));
         }
-        let mut frame = src.split_to(head.len()).freeze();
-        frame.advance(head.prefix);
+        let frame = self.take(src, head);
         Packet::decode_body(frame).map(Frame::Packet)
     }
 }
@@ -137,8 +158,10 @@ impl Decoder for PacketCodec {
         match self.decode_frame(src)? {
             Frame::Packet(packet) => Ok(Some(packet)),
             Frame::Need(more) => {
-                // The length was checked against max_packet before this reserve.
-                src.reserve(more);
+                // Room for the rest of the frame (its length was checked against
+                // max_packet), but never more than has arrived of it already, doubling as it
+                // comes: a declared length alone reserves nothing.
+                src.reserve(more.min(src.len().max(8 * 1024)));
                 Ok(None)
             }
         }
@@ -148,10 +171,10 @@ impl Decoder for PacketCodec {
         // No reserve here: nothing more is coming to fill it.
         match self.decode_frame(src)? {
             Frame::Packet(packet) => Ok(Some(packet)),
-            Frame::Need(_) if src.is_empty() => Ok(None),
-            Frame::Need(_) => Err(Error::Truncated {
-                buffered: src.len(),
-            }),
+            Frame::Need(_) => match self.unfinished(src) {
+                0 => Ok(None),
+                buffered => Err(Error::Truncated { buffered }),
+            },
         }
     }
 }
@@ -239,6 +262,26 @@ mod tests {
         ));
         let mut empty = BytesMut::new();
         assert_eq!(codec.decode_eof(&mut empty).unwrap(), None);
+        // The 80 bytes a prefix may start with are dropped as they come, but a stream that
+        // ends after them still ends inside a packet (as cs reads it).
+        let mut codec = PacketCodec::default();
+        let mut zeros = BytesMut::from(&[0x80, 0x80][..]);
+        assert_eq!(codec.decode(&mut zeros).unwrap(), None);
+        assert!(zeros.is_empty());
+        assert!(matches!(
+            codec.decode_eof(&mut zeros),
+            Err(Error::Truncated { buffered: 2 })
+        ));
+    }
+
+    #[test]
+    fn a_declared_length_reserves_only_what_has_arrived() {
+        let mut codec = PacketCodec::default();
+        // A header for a 4 MiB body, and 1 byte of it.
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&[0x81, 0xff, 0xff, 0x7f, 0x00]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.capacity() <= 16 * 1024, "{}", buf.capacity());
     }
 
     #[test]

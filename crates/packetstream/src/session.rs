@@ -52,7 +52,7 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tracing::{debug, trace, warn};
 
 use crate::config::REQUEST_COST;
@@ -403,15 +403,14 @@ impl Session {
                 self.blocked = true;
                 break;
             }
-            let mut frame = buf.split_to(head.len()).freeze();
-            frame.advance(head.prefix);
+            let frame = self.codec.take(buf, head);
             match Packet::decode_body(frame) {
                 Ok(packet) => self.receive(packet, head.len(), now),
                 Err(e) => self.bad_input(e, now),
             }
         }
         if self.stream_ended && !self.blocked && self.read_end.is_none() {
-            match buf.len() {
+            match self.codec.unfinished(buf) {
                 0 => {
                     debug!("the stream ended without an EOF packet");
                     self.end_reading(Ended::StreamEnd, now);

@@ -366,6 +366,22 @@ fn the_stream_ending_inside_a_packet_is_truncated_and_still_closes_cleanly() {
 }
 
 #[test]
+fn a_stream_ending_after_the_80_bytes_of_a_length_prefix_is_truncated_too() {
+    // Found by scripts/differential: cs reads "80 80 80" then EOF as a cut packet, and so
+    // must we, though the codec drops such bytes as they come and holds nothing.
+    let mut w = Wire::new(Config::default(), false);
+    w.inbox.extend_from_slice(&[0x80, 0x80, 0x80]);
+    w.peer_ends();
+    w.peer_reads();
+    w.s.shutdown_done();
+    assert!(
+        matches!(w.s.outcome(), Some(Err(Error::Truncated { buffered: 3 }))),
+        "{:?}",
+        w.s.outcome()
+    );
+}
+
+#[test]
 fn a_length_prefix_over_max_packet_ends_reading_before_its_body() {
     let config = Config {
         max_packet: 1024,
