@@ -1,14 +1,20 @@
-//! What packetstream's codec makes of byte streams, one JSON line per file, for
-//! `scripts/differential`, which puts the same files through cs.packetstream's own parser.
+//! What packetstream's codec makes of byte streams, and memogram's parser of datagrams, one
+//! JSON line per file, for `scripts/differential`, which puts the same files through
+//! cs.packetstream's and hio's own parsers.
 //!
 //! ```text
 //! cargo run --example decode_verdicts -- packet FILE...
+//! cargo run --example decode_verdicts -- gram FILE...
 //! ```
 //!
-//! Each file is a fuzz input of the `packet_codec` target: its first byte (where that target
-//! splits the stream) is skipped, the rest is the stream. A line says the packets read, in
-//! order, and how the stream ended: `end` (cleanly, between packets), `short` (inside a
-//! packet), or `error` with why.
+//! `packet`: each file is a fuzz input of the `packet_codec` target: its first byte (where
+//! that target splits the stream) is skipped, the rest is the stream. A line says the packets
+//! read, in order, and how the stream ended: `end` (cleanly, between packets), `short` (inside
+//! a packet), or `error` with why.
+//!
+//! `gram`: each file is one datagram. A line says whether it is a gram (and a signed first
+//! gram's signature verifies by its vid, as a receiver checks it) and, if so, its mid, vid,
+//! number, count and body.
 
 use std::fmt::Write as _;
 
@@ -22,8 +28,8 @@ fn main() {
         eprintln!("usage: decode_verdicts packet FILE...");
         std::process::exit(2);
     };
-    if kind != "packet" {
-        eprintln!("decode_verdicts: only `packet` is known, not {kind:?}");
+    if kind != "packet" && kind != "gram" {
+        eprintln!("decode_verdicts: `packet` or `gram`, not {kind:?}");
         std::process::exit(2);
     }
     for file in args {
@@ -34,7 +40,10 @@ fn main() {
                 std::process::exit(1);
             }
         };
-        println!("{}", verdict(&file, data.get(1..).unwrap_or_default()));
+        match kind.as_str() {
+            "packet" => println!("{}", verdict(&file, data.get(1..).unwrap_or_default())),
+            _ => println!("{}", gram_verdict(&file, &data)),
+        }
     }
 }
 
@@ -60,6 +69,47 @@ fn verdict(file: &str, stream: &[u8]) -> String {
         packets.join(","),
         quote(&why)
     )
+}
+
+/// One line: `{"file":…,"ok":…,"mid":…,"vid":…,"gn":…,"gc":…,"body":…,"why":…}`.
+fn gram_verdict(file: &str, datagram: &[u8]) -> String {
+    let decoded = memogram::Gram::decode(bytes::Bytes::copy_from_slice(datagram));
+    let checked = decoded.and_then(|gram| {
+        // A signed first gram carries its vid, and a receiver checks it at once (`B` vids
+        // are their key; `D` and `E` need a key store, so they are looked at as `Keys`
+        // would, empty).
+        if let (Some(vid), Some(_)) = (gram.vid(), gram.signature()) {
+            let key = memogram::Keys::default()
+                .key(&vid)
+                .ok_or(memogram::Error::UnknownVid { vid })?;
+            memogram::verify(&gram, &key)?;
+        }
+        Ok(gram)
+    });
+    match checked {
+        Ok(gram) => {
+            let mut body = String::new();
+            for b in gram.body().iter() {
+                let _ = write!(body, "{b:02x}");
+            }
+            let vid = gram
+                .vid()
+                .map_or("null".to_owned(), |v| quote(&v.to_string()));
+            let gc = gram.count().map_or("null".to_owned(), |c| c.to_string());
+            format!(
+                "{{\"file\":{},\"ok\":true,\"signed\":{},\"mid\":{},\"vid\":{vid},\"gn\":{},\"gc\":{gc},\"body\":\"{body}\",\"why\":\"\"}}",
+                quote(file),
+                gram.code().is_signed(),
+                quote(&gram.mid().to_qb64()),
+                gram.number()
+            )
+        }
+        Err(e) => format!(
+            "{{\"file\":{},\"ok\":false,\"why\":{}}}",
+            quote(file),
+            quote(&e.to_string())
+        ),
+    }
 }
 
 /// A packet as cs.packetstream's `Packet` has it: F is the flags word's bits 2 and up (a
