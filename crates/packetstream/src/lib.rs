@@ -14,6 +14,9 @@ mod pipeline;
 mod reply;
 mod serving;
 mod session;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod session_fuzz;
 mod shared;
 mod stats;
 
