@@ -127,8 +127,7 @@ fn a_peer_that_never_closes_is_cut_at_the_shutdown_deadline() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-/// A packetstream request for rq_type 0 (echo) with `payload`, as `strata packet call`
-/// sends it: the frame cs.packetstream reads.
+/// Runs `strata packet call ADDR 0 --payload hi` (an echo): its exit code and stdout.
 fn packet_call(addr: &str) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
         .args([

@@ -8,27 +8,17 @@ use std::alloc::System;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use bytes::Bytes;
 use cap::Cap;
 use memogram::{Config, Mid, Reassembly};
+
+mod common;
+use common::handmade;
 
 #[global_allocator]
 static HEAP: Cap<System> = Cap::new(System, usize::MAX);
 
 /// One test at a time: the count is the whole process's.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// A text gram made by hand: `code`, a neck of `neck`, the mid, the body.
-fn handmade(code: &str, neck: u32, mid: Mid, body: &[u8]) -> Bytes {
-    let mut gram = code.as_bytes().to_vec();
-    gram.extend((0..4).rev().map(|i| B64[(neck >> (6 * i)) as usize & 63]));
-    gram.extend_from_slice(mid.to_qb64().as_bytes());
-    gram.extend_from_slice(body);
-    // Exactly its length, as a receiver copies each datagram out of its buffer.
-    Bytes::copy_from_slice(&gram)
-}
 
 /// Floods reassembly from `sources` sources with later grams of fresh memos (each the start
 /// of a memo that never completes), `body` bytes each, and returns the heap's peak growth

@@ -10,16 +10,8 @@ use memogram::{
 };
 use proptest::prelude::*;
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// A text gram made by hand: `code`, a neck of `neck`, the mid, the body.
-fn handmade(code: &str, neck: u32, mid: Mid, body: &[u8]) -> Bytes {
-    let mut gram = code.as_bytes().to_vec();
-    gram.extend((0..4).rev().map(|i| B64[(neck >> (6 * i)) as usize & 63]));
-    gram.extend_from_slice(mid.to_qb64().as_bytes());
-    gram.extend_from_slice(body);
-    Bytes::from(gram)
-}
+mod common;
+use common::handmade;
 
 fn cut(memo: &[u8], size: usize, signer: Option<&Signer>) -> (Mid, Vec<Bytes>) {
     let mid = Mid::fresh();

@@ -224,17 +224,8 @@ async fn a_frame_the_codec_refuses_faults_the_adapter_with_the_codec_error() {
 
 #[tokio::test]
 async fn a_tls_stream_cut_without_close_notify_ends_the_adapter_as_truncated() {
-    let ca = Ca::new("Strata test CA");
-    let (certs, key) = ca.identity("strata server", &["localhost"]);
     let (a, b, cut) = support::cuttable_pipe();
-    let (mut theirs, mut ours) = (Stack::new(a), Stack::new(b));
-    let client = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
-    let (pc, ps) = tokio::join!(
-        ours.push(client),
-        theirs.push(TlsServer::with_identity(certs, key).unwrap())
-    );
-    pc.unwrap();
-    ps.unwrap();
+    let (ours, mut theirs) = tls_between(b, a).await;
     let mut adapter: Lines =
         SocketAdapter::spawn(ours, LinesCodec::new(), AdapterConfig::default());
     theirs.write_all(b"one line\n").await.unwrap();
@@ -282,19 +273,28 @@ async fn bytes_a_layer_took_while_the_socket_was_full_are_not_stranded_by_a_read
     nothing_stranded(ours, theirs).await;
 }
 
-#[tokio::test]
-async fn records_tls_made_while_the_socket_was_full_are_not_stranded_by_a_read() {
+/// TLS pushed on two stacks at once: a client over `client`, a server over `server`.
+async fn tls_between(
+    client: tokio::io::DuplexStream,
+    server: tokio::io::DuplexStream,
+) -> (Stack, Stack) {
     let ca = Ca::new("Strata test CA");
     let (certs, key) = ca.identity("strata server", &["localhost"]);
-    let (a, b) = tokio::io::duplex(1024);
-    let (mut ours, mut theirs) = (Stack::new(a), Stack::new(b));
-    let client = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
+    let (mut c, mut s) = (Stack::new(client), Stack::new(server));
+    let tls = TlsClient::verifying([ca.cert.clone()], "localhost").unwrap();
     let (pc, ps) = tokio::join!(
-        ours.push(client),
-        theirs.push(TlsServer::with_identity(certs, key).unwrap())
+        c.push(tls),
+        s.push(TlsServer::with_identity(certs, key).unwrap())
     );
     pc.unwrap();
     ps.unwrap();
+    (c, s)
+}
+
+#[tokio::test]
+async fn records_tls_made_while_the_socket_was_full_are_not_stranded_by_a_read() {
+    let (a, b) = tokio::io::duplex(1024);
+    let (ours, theirs) = tls_between(a, b).await;
     nothing_stranded(ours, theirs).await;
 }
 
