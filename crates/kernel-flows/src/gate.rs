@@ -9,8 +9,8 @@
 //! behind the waiters, and tries for a slot only when `Notify` (first in, first out) wakes
 //! it, so a slot given back goes to the longest waiter, not to whoever comes next.
 
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 

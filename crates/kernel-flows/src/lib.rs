@@ -5,6 +5,7 @@ mod correlator;
 mod dispatch;
 mod gate;
 mod series;
+mod sync;
 mod valve;
 
 pub use channel::{Batch, Chain, Channel, Emit, Results, Transformation, batch, map, results};
