@@ -328,15 +328,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
     }
 
     /// Closes in order (Ocamlnet's `start_shutting_down`): writes what is queued, closes
-    /// the write side, then waits up to `linger` for the peer's EOF, discarding whatever
-    /// else it sends. Afterwards [`read_eof`](RecordStream::read_eof) is true.
+    /// the write side, then waits for the peer's EOF, discarding whatever else it sends; all
+    /// of it within `linger`, so that a peer that reads nothing cannot hold the close.
+    /// Afterwards [`read_eof`](RecordStream::read_eof) is true.
     ///
-    /// [`Error::ShutdownTimeout`] when the peer's EOF did not come in time.
+    /// [`Error::ShutdownTimeout`] when the close did not finish in time (what was queued
+    /// may not all have gone out).
     pub async fn shutdown(&mut self, linger: Duration) -> Result<(), Error> {
-        self.close_write().await?;
         let deadline = Instant::now() + linger;
         let mut discard = BytesMut::with_capacity(READ_CHUNK);
         let drained = tokio::time::timeout_at(deadline, async {
+            self.close_write().await?;
             while !self.read_eof {
                 discard.clear();
                 self.read_buf.clear();
@@ -349,7 +351,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
         match drained {
             Ok(result) => result,
             Err(_) => {
-                debug!(?linger, "no EOF from the peer in time");
+                debug!(
+                    ?linger,
+                    unsent = self.unsent(),
+                    "the close did not finish in time"
+                );
                 self.read_eof = true;
                 Err(Error::ShutdownTimeout(linger))
             }

@@ -255,3 +255,19 @@ async fn a_spent_budget_pauses_reading_and_a_record_that_ends_gives_it_back() {
         "everything given back"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_towards_a_peer_that_reads_nothing_ends_at_the_linger_time() {
+    let (a, _deaf) = tokio::io::duplex(1024);
+    let mut stream = RecordStream::new(a, &Config::default());
+    // Far more than the pipe holds: the write side never gets to close.
+    stream.feed(&[7; 64 * 1024]);
+    let started = tokio::time::Instant::now();
+    let e = stream.shutdown(Duration::from_secs(3)).await.unwrap_err();
+    assert!(
+        matches!(e, Error::ShutdownTimeout(d) if d == Duration::from_secs(3)),
+        "{e}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    assert!(stream.read_eof());
+}
