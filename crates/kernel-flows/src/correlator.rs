@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use crate::gate::{Gate, Padded};
-use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering, fence};
+use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering, store_buffering};
 
 /// The number a request carries on the wire so that its reply can find it.
 ///
@@ -402,12 +402,9 @@ impl<R, E: Clone> Correlator<R, E> {
             return Err(Unanswered::Exhausted);
         };
         // fail_all closes the gate, then answers every slot held; we took our slot, and now
-        // look at the gate. A sequentially consistent fence on each side (store, fence, load:
-        // the store-buffering pattern) means that if fail_all missed our slot we see the
-        // gate closed, and free the slot ourselves. SeqCst accesses alone would do on real
-        // hardware, but loom (tests/loom.rs) models only fences as SeqCst, and found the
-        // pattern unproven without them.
-        fence(Ordering::SeqCst);
+        // look at the gate. Both are sequentially consistent (the store-buffering pattern),
+        // so if fail_all missed our slot we see the gate closed, and free the slot ourselves.
+        store_buffering();
         if inner.table.gate.is_closed() && inner.table.free(tag) {
             return Err(self.failure());
         }
@@ -517,8 +514,8 @@ impl<R, E: Clone> Correlator<R, E> {
     pub fn fail_all(&self, error: E) -> usize {
         let _ = self.inner.failure.set(error);
         self.inner.table.gate.close();
-        // Pairs with the fence in `allocate` (see there).
-        fence(Ordering::SeqCst);
+        // The other side of `allocate`'s store-buffering pattern (see there).
+        store_buffering();
         let failure = self.failure();
         let failed = self.inner.table.answer_all(|| Err(failure.clone()));
         self.inner

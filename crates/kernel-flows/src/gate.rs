@@ -9,10 +9,9 @@
 //! behind the waiters, and tries for a slot only when `Notify` (first in, first out) wakes
 //! it, so a slot given back goes to the longest waiter, not to whoever comes next.
 
-use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use std::pin::pin;
 
-use tokio::sync::Notify;
+use crate::sync::{AtomicBool, AtomicUsize, Notify, Ordering, store_buffering};
 
 /// Cache-line alignment, so that the counter two cores update does not share a line with
 /// anything else.
@@ -72,6 +71,9 @@ impl Gate {
         }
         // Alone in the line, try at once; behind others, only once woken.
         let mut woken = self.waiters.fetch_add(1, Ordering::SeqCst) == 0;
+        // With `release`, a store-buffering pattern: a release that did not see this waiter
+        // has given its slot back where this waiter's try sees it.
+        store_buffering();
         let _waiting = Waiting(&self.waiters);
         loop {
             // Enabled before the checks, so a release or close between the check and the
@@ -92,6 +94,7 @@ impl Gate {
     /// Gives one slot back.
     pub(crate) fn release(&self) {
         self.in_flight.0.fetch_sub(1, Ordering::SeqCst);
+        store_buffering();
         if self.waiters.load(Ordering::SeqCst) > 0 {
             self.notify.notify_one();
         }

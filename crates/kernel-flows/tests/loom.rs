@@ -1,5 +1,6 @@
-//! Model checks of the correlator's table under loom: every interleaving of the threads
-//! below is run, with the table's atomics and locks as loom's.
+//! Model checks of the correlator under loom: every interleaving of the threads below (with
+//! at most two preemptions) is run, with the table's and the gate's atomics, locks and wait
+//! list as loom's (`crate::sync`).
 //!
 //! ```text
 //! RUSTFLAGS="--cfg kernel_flows_loom" cargo test -p kernel-flows --test loom --release
@@ -9,10 +10,20 @@
 
 #![cfg(kernel_flows_loom)]
 
+use std::future::Future;
+
 use futures_util::FutureExt;
 use kernel_flows::{Config, Correlator, Order, Unanswered};
 use loom::future::block_on;
 use loom::thread;
+
+/// Every interleaving with at most two preemptions (loom's usual bound: the bugs of this kind
+/// need few, and the waiter tests would take hours unbounded).
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(f);
+}
 
 fn correlator(max_in_flight: usize) -> Correlator<u32, &'static str> {
     Correlator::new(Config {
@@ -26,7 +37,7 @@ fn correlator(max_in_flight: usize) -> Correlator<u32, &'static str> {
 /// and the slot and its permit come back exactly once.
 #[test]
 fn a_reply_racing_a_cancel() {
-    loom::model(|| {
+    model(|| {
         let c = correlator(1);
         let (tag, pending) = block_on(c.allocate()).unwrap();
         let replier = {
@@ -53,7 +64,7 @@ fn a_reply_racing_a_cancel() {
 /// left waiting for ever.
 #[test]
 fn allocate_against_fail_all() {
-    loom::model(|| {
+    model(|| {
         let c = correlator(2);
         let failer = {
             let c = c.clone();
@@ -80,7 +91,7 @@ fn allocate_against_fail_all() {
 /// reaches the new request.
 #[test]
 fn a_late_reply_and_slot_reuse() {
-    loom::model(|| {
+    model(|| {
         let c = correlator(1);
         let (first, pending) = block_on(c.allocate()).unwrap();
         c.correlate(first, 1).unwrap();
@@ -99,7 +110,7 @@ fn a_late_reply_and_slot_reuse() {
 /// Two requests answered from two threads at once: each gets its own reply.
 #[test]
 fn two_replies_at_once() {
-    loom::model(|| {
+    model(|| {
         let c = correlator(2);
         let (a, pa) = block_on(c.allocate()).unwrap();
         let (b, pb) = block_on(c.allocate()).unwrap();
@@ -115,6 +126,60 @@ fn two_replies_at_once() {
         }
         assert_eq!(pa.now_or_never(), Some(Ok(10)));
         assert_eq!(pb.now_or_never(), Some(Ok(20)));
+        assert_eq!(c.in_flight(), 0);
+    });
+}
+
+/// A caller waiting for a slot is woken when one frees: no wake-up is lost.
+#[test]
+fn a_waiter_is_woken_when_a_slot_frees() {
+    model(|| {
+        let c = correlator(1);
+        let (a, pa) = block_on(c.allocate()).unwrap();
+        let waiter = {
+            let c = c.clone();
+            thread::spawn(move || block_on(c.allocate()).map(|(tag, _)| tag).is_ok())
+        };
+        c.correlate(a, 1).unwrap();
+        assert_eq!(pa.now_or_never(), Some(Ok(1)));
+        assert!(waiter.join().unwrap(), "the waiter got the slot");
+    });
+}
+
+/// A waiter cancelled after it was woken, before it took the slot, passes the slot on: the
+/// next waiter is not left waiting for ever.
+#[test]
+fn a_waiter_cancelled_after_its_wake_passes_the_slot_on() {
+    model(|| {
+        let c = correlator(1);
+        let (a, pa) = block_on(c.allocate()).unwrap();
+        let cancelling = {
+            let c = c.clone();
+            thread::spawn(move || {
+                let mut allocate = Box::pin(c.allocate());
+                let mut first = true;
+                // Polled once; once woken, dropped without being polled again.
+                let got = block_on(std::future::poll_fn(|cx| {
+                    if !std::mem::take(&mut first) {
+                        return std::task::Poll::Ready(false);
+                    }
+                    allocate.as_mut().poll(cx).map(|r| r.is_ok())
+                }));
+                drop(allocate);
+                got
+            })
+        };
+        let patient = {
+            let c = c.clone();
+            thread::spawn(move || block_on(c.allocate()).map(|(tag, _)| tag).is_ok())
+        };
+        c.correlate(a, 1).unwrap();
+        assert_eq!(pa.now_or_never(), Some(Ok(1)));
+        cancelling.join().unwrap();
+        assert!(
+            patient.join().unwrap(),
+            "the slot reached the patient waiter"
+        );
         assert_eq!(c.in_flight(), 0);
     });
 }
