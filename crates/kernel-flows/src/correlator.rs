@@ -14,8 +14,8 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use crate::gate::{Gate, Padded};
-use crate::sync::{AtomicU64, Mutex, MutexGuard, Ordering, store_buffering};
+use crate::gate::{Gate, MAX_IN_FLIGHT, Padded};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, store_buffering};
 
 /// The number a request carries on the wire so that its reply can find it.
 ///
@@ -50,7 +50,8 @@ pub struct Config {
     pub order: Order,
     /// How many requests may await replies at once; [`Correlator::allocate`] waits beyond it,
     /// callers served in the order they came. From 1 to 65 536 (values outside are taken as
-    /// the nearest): the table of slots is made at once, twice this size.
+    /// the nearest). The table of slots grows with the requests in flight, to at most twice
+    /// this.
     pub max_in_flight: usize,
     /// The first tag handed out.
     pub first_tag: u64,
@@ -169,61 +170,142 @@ impl<R, E> Slot<R, E> {
     }
 }
 
-/// Spreads consecutive tags over the table (see [`Table::slot`]).
+/// Spreads consecutive tags over the table (see [`index`]).
 const SCATTER: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The requests in flight: a fixed table of slots that a tag finds by arithmetic, shared by
-/// the correlator and its [`Pending`]s. A request costs no allocation, no map and no
-/// channel: its reply and its waker wait in its slot.
+/// The slots of the first segment of a table, and its size when it is made. Segment `s`
+/// after it holds `FIRST << (s - 1)` slots, so the first `n` segments hold `FIRST << (n - 1)`:
+/// a power of two, and the table doubles without moving a slot.
+const FIRST: usize = 2;
+
+/// Segments enough for the largest table: twice [`MAX_IN_FLIGHT`] slots.
+const SEGMENTS: usize = (2 * MAX_IN_FLIGHT / FIRST).trailing_zeros() as usize + 1;
+
+/// A run of slots, made at once when the table grows.
+type Segment<R, E> = Box<[Slot<R, E>]>;
+
+/// The slot of `tag` in a table of `len` slots (a power of two). Multiplying by an odd
+/// constant permutes the residues modulo `len`, so any `len` consecutive tags land on `len`
+/// different slots, and consecutive ones far apart (requests made together share no cache
+/// line).
+fn index(tag: u64, len: usize) -> usize {
+    (tag.wrapping_mul(SCATTER) & (len as u64 - 1)) as usize
+}
+
+/// The segment that slot `index` lies in, and its place there.
+fn segment_of(index: usize) -> (usize, usize) {
+    let segment = (usize::BITS - (index / FIRST).leading_zeros()) as usize;
+    let start = if segment == 0 {
+        0
+    } else {
+        FIRST << (segment - 1)
+    };
+    (segment, index - start)
+}
+
+/// The requests in flight: a table of slots that a tag finds by arithmetic, shared by the
+/// correlator and its [`Pending`]s. A request costs no allocation, no map and no channel:
+/// its reply and its waker wait in its slot.
+///
+/// The table grows with the requests in flight, by doubling, up to twice the in-flight bound:
+/// a correlator that makes no request holds two slots. New tags are spread over all the
+/// slots there are when they are issued; a tag issued before the table grew keeps the slot it
+/// was given, and is found by looking at each size the table had, newest first (a tag is in
+/// one slot at most: tags are never issued twice).
 struct Table<R, E> {
-    slots: Box<[Slot<R, E>]>,
-    /// `slots.len() - 1`; the length is a power of two.
-    mask: u64,
+    /// Segments made so far, never moved or freed before the table is.
+    segments: [OnceLock<Segment<R, E>>; SEGMENTS],
+    /// The slots made: a power of two from `FIRST` to `max_len`. Grows, never shrinks;
+    /// stored (sequentially consistent) after the segments it covers are made.
+    len: AtomicUsize,
+    /// Twice the in-flight bound, as a power of two.
+    max_len: usize,
+    /// Held while the table grows.
+    growing: Mutex<()>,
     /// The in-flight bound: a request holds a permit for as long as it holds a slot.
     gate: Gate,
 }
 
 impl<R, E> Table<R, E> {
-    /// Room for twice `max_in_flight` requests, so that a free slot is always near.
     fn new(max_in_flight: usize) -> Self {
         let gate = Gate::new(max_in_flight);
-        let len = gate.max().saturating_mul(2).next_power_of_two();
-        let slots = (0..len)
-            .map(|_| Slot {
-                holder: AtomicU64::new(FREE),
-                state: Mutex::new(State::Waiting(None)),
-            })
-            .collect();
-        Table {
-            slots,
-            mask: len as u64 - 1,
+        let max_len = gate.max().saturating_mul(2).next_power_of_two();
+        let table = Table {
+            segments: std::array::from_fn(|_| OnceLock::new()),
+            len: AtomicUsize::new(0),
+            max_len,
+            growing: Mutex::new(()),
             gate,
+        };
+        table.grow(FIRST.min(max_len));
+        table
+    }
+
+    /// Makes the table at least `len` slots long (at most `max_len`).
+    #[cold]
+    fn grow(&self, len: usize) {
+        let want = len.next_power_of_two().min(self.max_len);
+        let _growing = self.growing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut have = self.len.load(Ordering::SeqCst);
+        while have < want {
+            let (segment, _) = segment_of(have);
+            let size = have.max(FIRST);
+            let _ = self.segments[segment].get_or_init(|| {
+                (0..size)
+                    .map(|_| Slot {
+                        holder: AtomicU64::new(FREE),
+                        state: Mutex::new(State::Waiting(None)),
+                    })
+                    .collect()
+            });
+            have += size;
         }
+        // Sequentially consistent, for `answer_all` (see `Correlator::allocate`).
+        self.len.store(have, Ordering::SeqCst);
+        tracing::trace!(slots = have, "correlator table grew");
     }
 
-    /// The slot of `tag`. Multiplying by an odd constant permutes the residues modulo the
-    /// table's length, so any `len` consecutive tags land on `len` different slots, and
-    /// consecutive ones far apart (requests made together share no cache line).
-    fn slot(&self, tag: u64) -> &Slot<R, E> {
-        &self.slots[(tag.wrapping_mul(SCATTER) & self.mask) as usize]
+    /// The slots there are now. Sequentially consistent: see `Correlator::allocate`.
+    fn len(&self) -> usize {
+        self.len.load(Ordering::SeqCst)
     }
 
-    /// Takes the slot for `tag` if it is free; `false` when an older request still holds it.
-    /// Sequentially consistent, so that `allocate` and `fail_all` cannot both miss each
-    /// other (see there).
-    fn occupy(&self, tag: u64) -> bool {
-        tag != FREE
-            && self
-                .slot(tag)
-                .holder
-                .compare_exchange(FREE, tag, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
+    /// Slot `index`, if it has been made.
+    fn at(&self, index: usize) -> Option<&Slot<R, E>> {
+        let (segment, offset) = segment_of(index);
+        self.segments.get(segment)?.get()?.get(offset)
     }
 
-    /// Frees the slot of `tag` if its request still holds it, whatever it holds, and gives
-    /// its permit back.
-    fn free(&self, tag: u64) -> bool {
-        let slot = self.slot(tag);
+    /// The slot request `tag` holds, if it holds one now. Under that slot's lock,
+    /// [`Slot::held_by`] says whether it still does.
+    fn find(&self, tag: u64) -> Option<&Slot<R, E>> {
+        let mut len = self.len();
+        while len >= FIRST {
+            match self.at(index(tag, len)) {
+                Some(slot) if slot.held_by(tag) => return Some(slot),
+                _ => len /= 2,
+            }
+        }
+        None
+    }
+
+    /// Takes the slot for `tag` among the first `len` if it is free; `None` when an older
+    /// request still holds it. Sequentially consistent, so that `allocate` and `fail_all`
+    /// cannot both miss each other (see there).
+    fn occupy(&self, tag: u64, len: usize) -> Option<&Slot<R, E>> {
+        if tag == FREE {
+            return None;
+        }
+        let slot = self.at(index(tag, len))?;
+        slot.holder
+            .compare_exchange(FREE, tag, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+            .then_some(slot)
+    }
+
+    /// Frees `slot` if request `tag` still holds it, whatever it holds, and gives its permit
+    /// back.
+    fn free(&self, slot: &Slot<R, E>, tag: u64) -> bool {
         let mut state = slot.lock();
         if !slot.held_by(tag) {
             return false;
@@ -239,7 +321,9 @@ impl<R, E> Table<R, E> {
 
     /// Hands `reply` to the request `tag` if it waits; gives the reply back otherwise.
     fn answer(&self, tag: u64, reply: Reply<R, E>) -> Result<(), Reply<R, E>> {
-        let slot = self.slot(tag);
+        let Some(slot) = self.find(tag) else {
+            return Err(reply);
+        };
         let mut state = slot.lock();
         let waker = match &mut *state {
             State::Waiting(waker) if slot.held_by(tag) => waker.take(),
@@ -256,7 +340,7 @@ impl<R, E> Table<R, E> {
     /// Answers every waiting request with `reply()`; returns how many there were.
     fn answer_all(&self, reply: impl Fn() -> Reply<R, E>) -> usize {
         let mut answered = 0;
-        for slot in self.slots.iter() {
+        for slot in (0..self.len()).filter_map(|index| self.at(index)) {
             let mut state = slot.lock();
             if slot.is_free() {
                 continue;
@@ -288,20 +372,26 @@ struct Inner<R, E> {
 }
 
 impl<R, E> Inner<R, E> {
-    /// Takes a slot and returns the tag that names it. A tag whose slot an older request
-    /// still holds is skipped (never issued), so tags still only go up. With twice as many
-    /// slots as permits, and a permit held, at least half the slots are free.
-    /// `None` once every tag has been issued: the counter stops at `u64::MAX` (never a tag:
-    /// it marks a free slot) instead of wrapping.
-    fn occupy(&self) -> Option<u64> {
+    /// Takes a slot and returns the tag that names it, for a request that holds the
+    /// `in_flight`-th permit. The table is first grown to twice the permits taken, so at
+    /// least half of it is free of the requests that hold slots now (each of them grew it so
+    /// before taking its slot), and a tag whose slot an older request still holds is skipped
+    /// (never issued): tags still only go up. `None` once every tag has been issued: the
+    /// counter stops at `u64::MAX` (never a tag: it marks a free slot) instead of wrapping.
+    fn occupy(&self, in_flight: usize) -> Option<(u64, &Slot<R, E>)> {
+        if in_flight.saturating_mul(2) > self.table.len() {
+            self.table.grow(in_flight.saturating_mul(2));
+        }
         loop {
             let tag = self
                 .next_tag
                 .0
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_add(1))
                 .ok()?;
-            if self.table.occupy(tag) {
-                return Some(tag);
+            // Read again on every try: a table grown by a request that took its slot since
+            // is where that request's half-free promise holds.
+            if let Some(slot) = self.table.occupy(tag, self.table.len()) {
+                return Some((tag, slot));
             }
         }
     }
@@ -362,8 +452,9 @@ impl<R, E> fmt::Debug for Correlator<R, E> {
 impl<R, E: Clone> Correlator<R, E> {
     /// A correlator with the given limits and numbering.
     ///
-    /// Its table of requests in flight is made here, once: twice `max_in_flight` slots,
-    /// rounded up to a power of two.
+    /// Its table of requests in flight starts at two slots and grows, by doubling, to twice
+    /// the most requests that were in flight at once (at most twice `max_in_flight`, as a
+    /// power of two); it never shrinks.
     pub fn new(config: Config) -> Self {
         Correlator {
             inner: Arc::new(Inner {
@@ -393,10 +484,10 @@ impl<R, E: Clone> Correlator<R, E> {
         if let Some(e) = inner.failure.get() {
             return Err(Unanswered::Failed(e.clone()));
         }
-        if inner.table.gate.acquire().await.is_err() {
+        let Ok(in_flight) = inner.table.gate.acquire().await else {
             return Err(self.failure());
-        }
-        let Some(tag) = inner.occupy() else {
+        };
+        let Some((tag, slot)) = inner.occupy(in_flight) else {
             inner.table.gate.release();
             tracing::warn!("every tag has been issued");
             return Err(Unanswered::Exhausted);
@@ -404,14 +495,17 @@ impl<R, E: Clone> Correlator<R, E> {
         // fail_all closes the gate, then answers every slot held; we took our slot, and now
         // look at the gate. Both are sequentially consistent (the store-buffering pattern),
         // so if fail_all missed our slot we see the gate closed, and free the slot ourselves.
+        // (The table's length is stored and loaded sequentially consistent too, so a slot in
+        // a segment made before our slot was taken is one that fail_all looks at.)
         store_buffering();
-        if inner.table.gate.is_closed() && inner.table.free(tag) {
+        if inner.table.gate.is_closed() && inner.table.free(slot, tag) {
             return Err(self.failure());
         }
         Ok((
             Tag(tag),
             Pending {
                 tag: Tag(tag),
+                slot,
                 table: &inner.table,
                 done: false,
             },
@@ -490,7 +584,7 @@ impl<R, E: Clone> Correlator<R, E> {
     /// not yet taken. Lock-free: for a driver that holds per-request state (a deadline, a
     /// message to send again) and wants to drop it for requests nobody waits for any more.
     pub fn is_outstanding(&self, tag: Tag) -> bool {
-        self.inner.table.slot(tag.0).held_by(tag.0)
+        self.inner.table.find(tag.0).is_some()
     }
 
     /// Fails the one request waiting on `tag` with `error` (its reply could not be taken,
@@ -561,6 +655,7 @@ impl<R, E> Correlator<R, E> {
 #[must_use = "a Pending that is dropped cancels its request"]
 pub struct Pending<'a, R, E> {
     tag: Tag,
+    slot: &'a Slot<R, E>,
     table: &'a Table<R, E>,
     done: bool,
 }
@@ -586,7 +681,7 @@ impl<R, E> Future for Pending<'_, R, E> {
             // Polled again after it resolved: its slot is no longer its own.
             return Poll::Ready(Err(Unanswered::Spent));
         }
-        let slot = self.table.slot(self.tag.0);
+        let slot = self.slot;
         let mut state = slot.lock();
         // Only this Pending takes its reply and frees its slot: the slot is still its own.
         let reply = match std::mem::replace(&mut *state, State::Waiting(None)) {
@@ -610,7 +705,7 @@ impl<R, E> Future for Pending<'_, R, E> {
 
 impl<R, E> Drop for Pending<'_, R, E> {
     fn drop(&mut self) {
-        if !self.done && self.table.free(self.tag.0) {
+        if !self.done && self.table.free(self.slot, self.tag.0) {
             tracing::trace!(tag = self.tag.0, "request cancelled: its slot is free");
         }
     }

@@ -51,23 +51,27 @@ impl Gate {
         }
     }
 
-    fn try_acquire(&self) -> bool {
+    /// Takes a slot if one is free: how many are taken then, this one included.
+    fn try_acquire(&self) -> Option<usize> {
         self.in_flight
             .0
             .fetch_update(Ordering::SeqCst, Ordering::Relaxed, |n| {
                 (n < self.max).then_some(n + 1)
             })
-            .is_ok()
+            .ok()
+            .map(|n| n + 1)
     }
 
-    /// Takes one slot, waiting while all are taken. `Err` once the gate is closed.
-    /// Cancel-safe: a dropped acquire takes nothing.
-    pub(crate) async fn acquire(&self) -> Result<(), Closed> {
+    /// Takes one slot, waiting while all are taken: how many are taken then, this one
+    /// included. `Err` once the gate is closed. Cancel-safe: a dropped acquire takes nothing.
+    pub(crate) async fn acquire(&self) -> Result<usize, Closed> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Closed);
         }
-        if self.waiters.load(Ordering::SeqCst) == 0 && self.try_acquire() {
-            return Ok(());
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            if let Some(taken) = self.try_acquire() {
+                return Ok(taken);
+            }
         }
         // Alone in the line, try at once; behind others, only once woken.
         let mut woken = self.waiters.fetch_add(1, Ordering::SeqCst) == 0;
@@ -83,8 +87,8 @@ impl Gate {
             if self.closed.load(Ordering::Acquire) {
                 return Err(Closed);
             }
-            if woken && self.try_acquire() {
-                return Ok(());
+            if let Some(taken) = woken.then(|| self.try_acquire()).flatten() {
+                return Ok(taken);
             }
             notified.await;
             woken = true;

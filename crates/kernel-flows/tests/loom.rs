@@ -183,3 +183,149 @@ fn a_waiter_cancelled_after_its_wake_passes_the_slot_on() {
         assert_eq!(c.in_flight(), 0);
     });
 }
+
+/// A request that grows the table (the second of two in flight) while the first one's reply
+/// comes: the first is found in the slot it was given before the table grew, and the new
+/// one in the grown table.
+#[test]
+fn a_reply_for_an_old_tag_while_the_table_grows() {
+    model(|| {
+        let c = correlator(2);
+        let (a, pa) = block_on(c.allocate()).unwrap();
+        let replier = {
+            let c = c.clone();
+            thread::spawn(move || c.correlate(a, 1).unwrap())
+        };
+        let (b, pb) = block_on(c.allocate()).unwrap();
+        replier.join().unwrap();
+        c.correlate(b, 2).unwrap();
+        assert_eq!(pa.now_or_never(), Some(Ok(1)));
+        assert_eq!(pb.now_or_never(), Some(Ok(2)));
+        assert_eq!((c.in_flight(), c.orphans()), (0, 0));
+    });
+}
+
+/// A request that grows the table while the link fails: it is refused or failed (a slot in
+/// a new segment is one `fail_all` looks at), and so is the request already waiting.
+#[test]
+fn allocate_growing_the_table_against_fail_all() {
+    model(|| {
+        let c = correlator(2);
+        let (_, pa) = block_on(c.allocate()).unwrap();
+        let failer = {
+            let c = c.clone();
+            thread::spawn(move || {
+                c.fail_all("down");
+            })
+        };
+        let allocated = block_on(c.allocate());
+        failer.join().unwrap();
+        if let Ok((_, pb)) = allocated {
+            assert_eq!(pb.now_or_never(), Some(Err(Unanswered::Failed("down"))));
+        }
+        assert_eq!(pa.now_or_never(), Some(Err(Unanswered::Failed("down"))));
+        assert_eq!(c.in_flight(), 0);
+    });
+}
+
+/// FIFO: a request cancelled before it was written, racing another that is written and
+/// answered: the cancelled one takes no turn, so the reply reaches the one that was sent.
+#[test]
+fn fifo_a_request_cancelled_before_it_was_written_takes_no_turn() {
+    model(|| {
+        let c: Correlator<u32, &'static str> = Correlator::new(Config {
+            order: Order::Fifo,
+            max_in_flight: 2,
+            first_tag: 1,
+        });
+        let cancelling = {
+            let c = c.clone();
+            thread::spawn(move || drop(block_on(c.allocate()).unwrap()))
+        };
+        let (b, pb) = block_on(c.allocate()).unwrap();
+        c.sent(b);
+        c.correlate_next(5).unwrap();
+        cancelling.join().unwrap();
+        assert_eq!(pb.now_or_never(), Some(Ok(5)));
+        assert_eq!((c.in_flight(), c.orphans()), (0, 0));
+    });
+}
+
+/// The gate is fair: once a caller waits for a slot, one given back goes to it, and a
+/// newcomer that tries meanwhile waits behind it, even when it comes before the waiter has
+/// run again.
+#[test]
+fn a_slot_given_back_goes_to_the_waiter_not_to_a_newcomer() {
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    model(|| {
+        let c = correlator(1);
+        let (a, pa) = block_on(c.allocate()).unwrap();
+        let parked = Arc::new(AtomicBool::new(false));
+        let checked = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let c = c.clone();
+            let parked = Arc::clone(&parked);
+            let checked = Arc::clone(&checked);
+            thread::spawn(move || {
+                let mut allocate = Box::pin(c.allocate());
+                let got = block_on(std::future::poll_fn(|cx| {
+                    let poll = allocate.as_mut().poll(cx);
+                    if poll.is_pending() {
+                        parked.store(true, Ordering::SeqCst);
+                    }
+                    poll
+                }));
+                // The slot is held until the newcomer has tried.
+                while !checked.load(Ordering::SeqCst) {
+                    thread::yield_now();
+                }
+                got.is_ok()
+            })
+        };
+        while !parked.load(Ordering::SeqCst) {
+            thread::yield_now();
+        }
+        c.correlate(a, 1).unwrap();
+        assert_eq!(pa.now_or_never(), Some(Ok(1)));
+        assert!(
+            c.allocate().now_or_never().is_none(),
+            "a newcomer waits behind the waiter"
+        );
+        checked.store(true, Ordering::SeqCst);
+        assert!(waiter.join().unwrap(), "the waiter got the slot");
+        assert_eq!(c.in_flight(), 0);
+    });
+}
+
+/// A reply racing a timeout (`fail` of the one request, as a client's timer does) and the
+/// caller's cancel: at most one of the reply and the failure is taken, the caller sees the
+/// one that was, and the permit comes back once.
+#[test]
+fn a_reply_racing_a_timeout_and_a_cancel() {
+    model(|| {
+        let c = correlator(1);
+        let (tag, pending) = block_on(c.allocate()).unwrap();
+        let replier = {
+            let c = c.clone();
+            thread::spawn(move || c.correlate(tag, 7).is_ok())
+        };
+        let timer = {
+            let c = c.clone();
+            thread::spawn(move || c.fail(tag, "timed out"))
+        };
+        // The caller gives up too, unless an answer is there already.
+        let seen = pending.now_or_never();
+        let delivered = replier.join().unwrap();
+        let failed = timer.join().unwrap();
+        assert!(!(delivered && failed), "one answer at most");
+        match seen {
+            Some(Ok(7)) => assert!(delivered),
+            Some(Err(Unanswered::Failed("timed out"))) => assert!(failed),
+            None => {}
+            Some(other) => panic!("the caller saw {other:?}"),
+        }
+        assert_eq!(c.in_flight(), 0, "the permit came back once");
+        assert_eq!(c.orphans(), u64::from(!delivered));
+    });
+}
