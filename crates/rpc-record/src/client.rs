@@ -15,9 +15,10 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{Instrument, debug, trace, warn};
 
 use crate::flights::{Due, Flights};
+use crate::xdr::{Decode, Encode};
 use crate::{
-    Admission, Call, DatagramSocket, Error, Fragment, PeerAddr, Record, RecordDatagram,
-    RecordStream, Reply, Rule, Xid,
+    Admission, Call, DatagramSocket, Error, Fragment, OpaqueAuth, PeerAddr, Record, RecordDatagram,
+    RecordStream, Reply, Rule, ServerError, Xid,
 };
 
 /// The highest xid a client hands out; its first is below 2^31, so it has 2^31 at least.
@@ -55,6 +56,8 @@ type Calls = Correlator<Reply, Arc<Error>>;
 pub struct Client {
     calls: Calls,
     outbox: mpsc::UnboundedSender<(Tag, Bytes)>,
+    /// The credential this handle's calls carry.
+    cred: OpaqueAuth,
 }
 
 impl Client {
@@ -117,11 +120,26 @@ impl Client {
             call_timeout: config.call_timeout.unwrap_or_default(),
         };
         tokio::spawn(driver.run().instrument(tracing::debug_span!("rpc client")));
-        Client { calls, outbox }
+        Client {
+            calls,
+            outbox,
+            cred: OpaqueAuth::NONE,
+        }
     }
 
-    /// Calls `procedure` of program `prog` version `vers` with `args` (AUTH_NONE) and waits
-    /// for the reply. A server's refusal (PROG_MISMATCH and the like) is a reply, not an
+    /// A handle on the same connection whose calls carry `cred` (AUTH_NONE by default):
+    /// `AuthSys::of_this_process()?.to_cred()?` for what rpcgen's clients send with
+    /// `authunix_create_default()`.
+    pub fn with_cred(&self, cred: OpaqueAuth) -> Client {
+        Client {
+            cred,
+            ..self.clone()
+        }
+    }
+
+    /// Calls `procedure` of program `prog` version `vers` with `args` (XDR-encoded; the
+    /// handle's credential, AUTH_NONE unless [`with_cred`](Client::with_cred) says otherwise)
+    /// and waits for the reply. A server's refusal (PROG_MISMATCH and the like) is a reply, not an
     /// error: see [`Reply::outcome`].
     ///
     /// Fails alone with [`Error::Timeout`] once [`Config::call_timeout`] has passed since it
@@ -142,7 +160,10 @@ impl Client {
         if tag.0 > LAST_XID {
             return Err(Error::XidsExhausted);
         }
-        let call = Call::new(Xid(tag.0 as u32), prog, vers, procedure, args);
+        let call = Call {
+            cred: self.cred.clone(),
+            ..Call::new(Xid(tag.0 as u32), prog, vers, procedure, args)
+        };
         trace!(%call, "out");
         let mut message = BytesMut::with_capacity(call.encoded_len());
         call.encode(&mut message);
@@ -150,6 +171,35 @@ impl Client {
             return Err(Error::Ended(Arc::new(Error::Closed)));
         }
         pending.await.map_err(unanswered)
+    }
+
+    /// [`call`](Client::call) with arguments and results as XDR types: `Ok(Ok(results))`
+    /// on SUCCESS, `Ok(Err(why))` when the server refused the call, and
+    /// [`Error::Xdr`] when the results are not a `R`.
+    pub async fn call_xdr<A, R>(
+        &self,
+        prog: u32,
+        vers: u32,
+        procedure: u32,
+        args: &A,
+    ) -> Result<Result<R, ServerError>, Error>
+    where
+        A: Encode + ?Sized,
+        R: Decode,
+    {
+        let reply = self
+            .call(prog, vers, procedure, crate::xdr::to_bytes(args))
+            .await?;
+        match reply.outcome {
+            Ok(results) => crate::xdr::from_bytes(&results)
+                .map(Ok)
+                .map_err(|error| Error::Xdr {
+                    what: "reply",
+                    field: "results",
+                    error,
+                }),
+            Err(why) => Ok(Err(why)),
+        }
     }
 
     /// How many replies came that no call waited for.

@@ -62,6 +62,16 @@ pub enum Error {
         /// The value found.
         value: u32,
     },
+    /// A field was not the XDR encoding of its type.
+    #[error("{what}: {field}: {error}")]
+    Xdr {
+        /// What was being read.
+        what: &'static str,
+        /// The field.
+        field: &'static str,
+        /// Why it is not.
+        error: crate::xdr::XdrError,
+    },
     /// A call was expected and the message is not one.
     #[error("{xid}: msg_type {msg_type} where a call (0) was expected")]
     NotACall {

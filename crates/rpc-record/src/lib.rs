@@ -20,10 +20,12 @@ pub mod pmap;
 mod reply;
 mod server;
 mod stream;
-mod xdr;
+pub mod xdr;
 
 pub use admission::{AcceptAll, Admission, Fragment, Record, Rule, Xid};
-pub use auth::{AuthStat, MAX_AUTH_BODY, OpaqueAuth};
+pub use auth::{
+    AUTH_NONE, AUTH_SYS, AuthStat, AuthSys, MAX_AUTH_BODY, MAX_GIDS, MAX_MACHINE_NAME, OpaqueAuth,
+};
 pub use budget::Budget;
 pub use call::{Call, RPC_VERSION};
 pub use client::Client;
@@ -38,3 +40,6 @@ pub use peer::{Peer, PeerAddr};
 pub use reply::{Reply, ServerError};
 pub use server::{Program, serve_datagram, serve_stream};
 pub use stream::RecordStream;
+
+#[doc(hidden)]
+pub use bytes as __bytes;
