@@ -23,7 +23,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use futures_util::poll;
 use strata::rpc_record::{
     AcceptAll, Client, Config, Fragment, Program, Record, RecordDecoder, RecordStream, Rule,
-    encode_record, serve_stream,
+    Service, encode_record, serve_stream,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -159,7 +159,7 @@ fn null_calls(c: &mut Criterion) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            let program = Program::new(300000, [1]);
+            let program = Service::from(Program::new(300000, [1]));
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 stream.set_nodelay(true).unwrap();

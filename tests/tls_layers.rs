@@ -12,7 +12,7 @@ use bytes::Bytes;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use strata::packetstream::{Config, PacketConnection, Request};
-use strata::rpc_record::{self, Client, Peer, Program, RecordStream, serve_stream};
+use strata::rpc_record::{self, Client, Peer, Program, RecordStream, Service, serve_stream};
 use strata::transport::{
     self, Accepted, Address, Interface, Listener, Stack, TlsClient, TlsServer,
 };
@@ -109,7 +109,7 @@ async fn rpc_over_tls_names_the_client_by_its_certificate() {
             };
             let stream = RecordStream::new(c.stack, &rpc_record::Config::default()).with_peer(peer);
             seen_tx.send(stream.peer().user_name.clone()).unwrap();
-            let _ = serve_stream(&mut { stream }, &Program::new(300_000, [1])).await;
+            let _ = serve_stream(&mut { stream }, &Service::from(Program::new(300_000, [1]))).await;
         }
     });
 

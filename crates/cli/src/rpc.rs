@@ -2,13 +2,14 @@
 //! as rpcbind answers and as rpcinfo asks.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rpc_record::pmap::{Mapping, PMAP_PORT, PMAP_PROG, PMAP_VERS, PMAPPROC_DUMP};
 use rpc_record::{
     Budget, Client, Config, Peer, PeerAddr, Program, RecordDatagram, RecordStream, ServerError,
-    serve_datagram, serve_stream,
+    Service, serve_datagram, serve_stream,
 };
 use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, info};
@@ -109,7 +110,10 @@ pub async fn run(args: Args) -> Result<(), CliError> {
 }
 
 async fn run_serve(args: Serve) -> Result<(), CliError> {
-    let program = Program::new(args.prog, args.vers.iter().copied());
+    let service = Arc::new(Service::from(Program::new(
+        args.prog,
+        args.vers.iter().copied(),
+    )));
     let tcp = match (&args.tcp, &args.udp) {
         (None, None) => Some("127.0.0.1:0".to_owned()),
         (tcp, _) => tcp.clone(),
@@ -143,14 +147,14 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
     // Every connection reads within one budget.
     let budget = Budget::new(config.server_budget);
     let serving = {
-        let program = program.clone();
+        let service = Arc::clone(&service);
         interface.serve(move |accepted: Accepted| {
-            serve_connection(accepted, program.clone(), budget.clone())
+            serve_connection(accepted, Arc::clone(&service), budget.clone())
         })
     };
     let datagrams = async move {
         match udp {
-            Some(mut socket) => serve_datagram(&mut socket, &program)
+            Some(mut socket) => serve_datagram(&mut socket, &service)
                 .await
                 .map_err(CliError::Rpc),
             None => std::future::pending().await,
@@ -162,7 +166,7 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
 
 /// Serves one connection until the peer closes it, or until the server shuts down, when
 /// the replies already made are sent and the connection is closed in order.
-async fn serve_connection(accepted: Accepted, program: Program, budget: Budget) {
+async fn serve_connection(accepted: Accepted, service: Arc<Service>, budget: Budget) {
     let Accepted {
         stack,
         peer,
@@ -182,7 +186,7 @@ async fn serve_connection(accepted: Accepted, program: Program, budget: Budget) 
         .with_peer(known)
         .with_budget(&budget);
     let served = tokio::select! {
-        served = serve_stream(&mut stream, &program) => served,
+        served = serve_stream(&mut stream, &service) => served,
         () = closing.cancelled() => stream.shutdown(SHUTDOWN_LINGER).await,
     };
     match served {

@@ -36,13 +36,13 @@ type Calls = Correlator<Reply, Arc<Error>>;
 ///
 /// ```
 /// use bytes::Bytes;
-/// use rpc_record::{Client, Config, Program, RecordStream, ServerError, serve_stream};
+/// use rpc_record::{Client, Config, Program, Service, RecordStream, ServerError, serve_stream};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), rpc_record::Error> {
 /// let (a, b) = tokio::io::duplex(4096);
 /// let config = Config::default();
-/// let program = Program::new(300000, [2, 3]);
+/// let program = Service::from(Program::new(300000, [2, 3]));
 /// let mut server = RecordStream::new(b, &config);
 /// tokio::spawn(async move { serve_stream(&mut server, &program).await });
 /// let client = Client::stream(RecordStream::new(a, &config), &config);

@@ -42,6 +42,15 @@ pub struct Config {
     /// included, before it fails with [`Error::Timeout`](crate::Error::Timeout) (rpcgen's
     /// clients wait 25 s). `None`: no limit. Default 25 s.
     pub call_timeout: Option<Duration>,
+    /// How many calls a server runs at once on one connection (or one datagram socket):
+    /// handlers run concurrently and reply in the order they finish; beyond it, no more
+    /// calls are read until one finishes. Default 64; values below 1 count as 1.
+    pub max_calls: usize,
+    /// How many replies a datagram server keeps to answer a retransmitted call without
+    /// running it again (the duplicate-request cache); 0 turns it off. Default 256.
+    pub reply_cache: usize,
+    /// The bytes those replies may take between them. Default 1 MiB.
+    pub reply_cache_bytes: usize,
 }
 
 impl Default for Config {
@@ -56,6 +65,9 @@ impl Default for Config {
             server_budget: 64 * 1024 * 1024,
             record_timeout: Some(Duration::from_secs(30)),
             call_timeout: Some(Duration::from_secs(25)),
+            max_calls: 64,
+            reply_cache: 256,
+            reply_cache_bytes: 1024 * 1024,
         }
     }
 }

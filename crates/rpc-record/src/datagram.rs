@@ -108,6 +108,26 @@ pub struct RecordDatagram<S> {
     socket: S,
     buf: Vec<u8>,
     max: usize,
+    /// The limits `serve_datagram` applies.
+    pub(crate) config: ServeLimits,
+}
+
+/// What a serving loop takes from [`Config`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServeLimits {
+    pub max_calls: usize,
+    pub reply_cache: usize,
+    pub reply_cache_bytes: usize,
+}
+
+impl ServeLimits {
+    pub fn of(config: &Config) -> ServeLimits {
+        ServeLimits {
+            max_calls: config.max_calls.max(1),
+            reply_cache: config.reply_cache,
+            reply_cache_bytes: config.reply_cache_bytes,
+        }
+    }
 }
 
 impl<S: DatagramSocket> RecordDatagram<S> {
@@ -117,6 +137,7 @@ impl<S: DatagramSocket> RecordDatagram<S> {
             socket,
             buf: Vec::new(),
             max: config.max_datagram,
+            config: ServeLimits::of(config),
         }
     }
 

@@ -18,7 +18,9 @@ mod mark;
 mod peer;
 pub mod pmap;
 mod reply;
+mod reply_cache;
 mod server;
+mod service;
 mod stream;
 pub mod xdr;
 
@@ -38,7 +40,8 @@ pub use error::Error;
 pub use mark::{MAX_FRAGMENT_LEN, Mark};
 pub use peer::{Peer, PeerAddr};
 pub use reply::{Reply, ServerError};
-pub use server::{Program, serve_datagram, serve_stream};
+pub use server::{serve_datagram, serve_stream};
+pub use service::{Answer, CallContext, Outcome, OutcomeFuture, Program, Service};
 pub use stream::RecordStream;
 
 #[doc(hidden)]

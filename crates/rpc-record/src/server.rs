@@ -1,104 +1,72 @@
-//! [`Program`]: a server that answers pings for one program, as rpcbind answers them, and
-//! the loops that serve it over a stream or datagram transporter.
+//! The loops that serve a [`Service`] over a stream or datagram transporter.
 
-use std::collections::BTreeSet;
-use std::future::poll_fn;
-use std::task::Poll;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, trace, warn};
 
 /// How long [`serve_datagram`] pauses after a failed receive.
 const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
+use crate::reply_cache::{CallKey, ReplyCache, Seen};
+use crate::service::{Answer, settle};
 use crate::{
-    AcceptAll, AuthStat, Call, DatagramSocket, Error, Record, RecordDatagram, RecordStream, Reply,
-    ServerError,
+    AcceptAll, DatagramSocket, Error, Peer, PeerAddr, Record, RecordDatagram, RecordStream, Reply,
+    Service,
 };
 
-/// A program that answers procedure 0 (NULL) of its versions: what `rpcinfo` pings.
+/// A reply on its way from a handler, with the bytes of the call it holds.
+type Running = Pin<Box<dyn Future<Output = (Reply, usize)> + Send>>;
+
+/// Serves `service` on a stream until the peer closes it and every call it made has been
+/// answered: `Ok` when it ends between records.
 ///
-/// Every other call gets the reply rpcbind would give: PROG_UNAVAIL for another program,
-/// PROG_MISMATCH(lowest, highest) for a version not served, PROC_UNAVAIL for another
-/// procedure, AUTH_ERROR(REJECTEDCRED) for a credential flavor other than AUTH_NONE and
-/// AUTH_SYS, and RPC_MISMATCH(2, 2) for a call of another RPC version (where rpcbind closes
-/// the connection and Ocamlnet answers SYSTEM_ERR).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Program {
-    prog: u32,
-    versions: BTreeSet<u32>,
-}
-
-impl Program {
-    /// Program `prog` in `versions`. With no version, every call is PROG_UNAVAIL.
-    pub fn new(prog: u32, versions: impl IntoIterator<Item = u32>) -> Program {
-        Program {
-            prog,
-            versions: versions.into_iter().collect(),
-        }
-    }
-
-    /// The reply to `message`, or `None` for a message not worth one (not a call, or cut
-    /// before its header ends), as libtirpc stays silent then.
-    pub fn answer(&self, message: Bytes) -> Option<Reply> {
-        let call = match Call::decode(message) {
-            Ok(call) => call,
-            Err(Error::RpcVersion { xid, rpcvers }) => {
-                debug!(%xid, rpcvers, "another RPC version: RPC_MISMATCH");
-                return Some(Reply::error(xid, ServerError::RPC_MISMATCH));
-            }
-            Err(e) => {
-                debug!(error = %e, "not a call: no reply");
-                return None;
-            }
-        };
-        trace!(%call, "in");
-        let outcome = if !matches!(call.cred.flavor(), 0 | 1) {
-            Err(ServerError::AuthError(AuthStat::RejectedCred))
-        } else if call.prog != self.prog || self.versions.is_empty() {
-            Err(ServerError::ProgUnavail)
-        } else if !self.versions.contains(&call.vers) {
-            let low = self.versions.first().copied().unwrap_or_default();
-            let high = self.versions.last().copied().unwrap_or_default();
-            Err(ServerError::ProgMismatch { low, high })
-        } else if call.procedure != 0 {
-            Err(ServerError::ProcUnavail)
-        } else {
-            Ok(Bytes::new())
-        };
-        Some(Reply {
-            xid: call.xid,
-            outcome,
-        })
-    }
-}
-
-/// Serves `program` on a stream until the peer closes it: `Ok` when it ends between
-/// records. Replies to calls that came in one read go out in one write.
-///
-/// Backpressure: while more than [`Config::max_unsent`](crate::Config::max_unsent) bytes of
-/// replies wait for a peer that does not read them, no more calls are read (they wait in
-/// the kernel, then in the peer). With [`RecordStream::with_budget`], reading also waits for
-/// the server's budget. Cancel-safe: dropping the future leaves the stream as it was, calls
-/// read and replies queued included, ready for [`RecordStream::shutdown`].
-pub async fn serve_stream<T>(stream: &mut RecordStream<T>, program: &Program) -> Result<(), Error>
+/// Calls run concurrently, up to [`Config::max_calls`](crate::Config::max_calls) at once,
+/// and are answered in the order they finish; replies ready together go out in one write.
+/// Backpressure: while that many calls run, or while more than
+/// [`Config::max_unsent`](crate::Config::max_unsent) bytes of replies wait for a peer that
+/// does not read them, no more calls are read (they wait in the kernel, then in the peer).
+/// With [`RecordStream::with_budget`], reading also waits for the server's budget, which
+/// counts the calls that run too. Dropping the future drops the calls that run (their
+/// handlers' futures are cancelled); calls read and replies queued stay in the stream,
+/// ready for [`RecordStream::shutdown`].
+pub async fn serve_stream<T>(stream: &mut RecordStream<T>, service: &Service) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let mut scratch = BytesMut::new();
     let mut ended = false;
-    poll_fn(|cx| {
+    let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+    let peer = Arc::new(stream.peer().clone());
+    let max_calls = stream.max_calls;
+    let result = poll_fn(|cx| {
         loop {
+            // Replies of the calls that finished.
+            while let Poll::Ready(Some((reply, held))) = running.poll_next_unpin(cx) {
+                stream.lent -= held;
+                queue(stream, &mut scratch, &reply);
+            }
             let backed_up = stream.unsent() >= stream.max_unsent;
-            if !ended && !backed_up {
+            if !ended && !backed_up && running.len() < max_calls {
                 match stream.poll_read_with(cx, &mut AcceptAll) {
                     Poll::Ready(Ok(Some(Record::Accept(message)))) => {
-                        if let Some(reply) = program.answer(message) {
-                            scratch.clear();
-                            reply.encode(&mut scratch);
-                            trace!(%reply, "out");
-                            stream.feed(&scratch);
+                        let held = message.len();
+                        match service.answer(message, &peer) {
+                            Answer::Now(Some(reply)) => queue(stream, &mut scratch, &reply),
+                            Answer::Now(None) => {}
+                            Answer::Later(xid, future) => {
+                                stream.lent += held;
+                                running.push(Box::pin(async move {
+                                    let outcome = settle(xid, future).await;
+                                    (Reply { xid, outcome }, held)
+                                }));
+                            }
                         }
                         continue;
                     }
@@ -107,118 +75,139 @@ where
                     Poll::Pending => {}
                 }
             }
-            // Nothing more to read for now, or too much unsent: send what was answered.
-            std::task::ready!(stream.poll_flush(cx))?;
+            // Nothing more to read for now, or no room to: send what was answered.
+            ready!(stream.poll_flush(cx))?;
             if backed_up {
                 // All sent: read again.
                 continue;
             }
-            return match ended {
+            return match ended && running.is_empty() {
                 true => Poll::Ready(Ok(())),
                 false => Poll::Pending,
             };
         }
     })
-    .await
+    .await;
+    stream.lent = 0;
+    result
 }
 
-/// Serves `program` on a datagram socket, answering each call at its source, for ever (drop
-/// the future to stop). Datagrams too large or not calls are skipped; a failed receive or
-/// send is traced and survived, the loop pausing 10 ms after a failed receive so
-/// that an error that persists costs no CPU.
+/// Queues `reply` on `stream`.
+fn queue<T: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut RecordStream<T>,
+    scratch: &mut BytesMut,
+    reply: &Reply,
+) {
+    scratch.clear();
+    reply.encode(scratch);
+    trace!(%reply, "out");
+    stream.feed(scratch);
+}
+
+/// Serves `service` on a datagram socket, answering each call at its source, for ever (drop
+/// the future to stop; the calls that run are dropped with it).
+///
+/// Calls run concurrently, up to [`Config::max_calls`](crate::Config::max_calls) at once;
+/// beyond it, no datagram is received until one finishes (the kernel's buffer holds or drops
+/// them, as UDP does). A retransmitted call is answered from the duplicate-request cache
+/// ([`Config::reply_cache`](crate::Config::reply_cache)), or dropped while the first copy
+/// still runs, instead of running twice. Datagrams too large or not calls are skipped; a
+/// failed receive or send is traced and survived, the loop pausing 10 ms after a failed
+/// receive so that an error that persists costs no CPU.
 pub async fn serve_datagram<S: DatagramSocket>(
     socket: &mut RecordDatagram<S>,
-    program: &Program,
+    service: &Service,
 ) -> Result<(), Error> {
+    let limits = socket.config;
+    let mut cache = ReplyCache::new(limits.reply_cache, limits.reply_cache_bytes);
+    let max_calls = limits.max_calls;
+    let mut running = FuturesUnordered::new();
     let mut scratch = BytesMut::new();
     loop {
-        let (message, source) = match socket.recv().await {
-            Ok(received) => received,
-            Err(e @ Error::DatagramTooLarge { .. }) => {
+        let received = if running.len() < max_calls {
+            tokio::select! {
+                received = socket.recv() => Some(received),
+                Some(done) = running.next() => {
+                    let (key, source, reply): (Option<CallKey>, PeerAddr, Reply) = done;
+                    reply_to(socket, &mut cache, &mut scratch, key, &source, Some(reply)).await;
+                    None
+                }
+            }
+        } else {
+            if let Some((key, source, reply)) = running.next().await {
+                reply_to(socket, &mut cache, &mut scratch, key, &source, Some(reply)).await;
+            }
+            None
+        };
+        let (message, source) = match received {
+            None => continue,
+            Some(Ok(received)) => received,
+            Some(Err(e @ Error::DatagramTooLarge { .. })) => {
                 debug!(error = %e, "skipped");
                 continue;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 warn!(error = %e, "receive failed: going on");
                 tokio::time::sleep(ERROR_PAUSE).await;
                 continue;
             }
         };
-        if let Some(reply) = program.answer(message) {
-            scratch.clear();
-            reply.encode(&mut scratch);
-            if let Err(e) = socket.send_to(&scratch, &source).await {
-                debug!(%source, error = %e, "reply not sent");
+        let key = CallKey::of(&source, &message);
+        if let Some(key) = &key {
+            match cache.seen(key) {
+                Seen::New => {}
+                Seen::Running => {
+                    debug!(%source, "retransmission of a call that runs: dropped");
+                    continue;
+                }
+                Seen::Answered(reply) => {
+                    debug!(%source, "retransmission: the cached reply again");
+                    send(socket, &reply, &source).await;
+                    continue;
+                }
             }
+        }
+        let peer = Arc::new(Peer {
+            addr: Some(source.clone()),
+            ..Peer::default()
+        });
+        match service.answer(message, &peer) {
+            Answer::Now(reply) => {
+                reply_to(socket, &mut cache, &mut scratch, key, &source, reply).await;
+            }
+            Answer::Later(xid, future) => running.push(async move {
+                let outcome = settle(xid, future).await;
+                (key, source, Reply { xid, outcome })
+            }),
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{OpaqueAuth, Xid};
-
-    fn answer(program: &Program, call: &Call) -> Option<Reply> {
-        let mut wire = BytesMut::new();
-        call.encode(&mut wire);
-        program.answer(wire.freeze())
+/// Sends `reply` (if any) to `source` and keeps it in the cache under `key`.
+async fn reply_to<S: DatagramSocket>(
+    socket: &mut RecordDatagram<S>,
+    cache: &mut ReplyCache,
+    scratch: &mut BytesMut,
+    key: Option<CallKey>,
+    source: &PeerAddr,
+    reply: Option<Reply>,
+) {
+    let encoded = reply.map(|reply| {
+        scratch.clear();
+        reply.encode(scratch);
+        trace!(%reply, "out");
+        scratch.split().freeze()
+    });
+    if let Some(encoded) = &encoded {
+        send(socket, encoded, source).await;
     }
-
-    #[test]
-    fn pings_and_refusals_are_answered_as_rpcbind_answers_them() {
-        let program = Program::new(300000, [2, 3]);
-        let ping = |vers, procedure| Call::new(Xid(5), 300000, vers, procedure, Bytes::new());
-        let outcome = |call: &Call| answer(&program, call).map(|r| r.outcome);
-        assert_eq!(outcome(&ping(2, 0)), Some(Ok(Bytes::new())));
-        assert_eq!(outcome(&ping(3, 0)), Some(Ok(Bytes::new())));
-        // rpcinfo's versionless probe: version 0, answered with the range.
-        assert_eq!(
-            outcome(&ping(0, 0)),
-            Some(Err(ServerError::ProgMismatch { low: 2, high: 3 }))
-        );
-        assert_eq!(outcome(&ping(2, 99)), Some(Err(ServerError::ProcUnavail)));
-        let other = Call::new(Xid(5), 100000, 2, 0, Bytes::new());
-        assert_eq!(outcome(&other), Some(Err(ServerError::ProgUnavail)));
-        let flavor_99 = Call {
-            cred: OpaqueAuth::new(99, Bytes::new()).unwrap(),
-            ..ping(2, 0)
-        };
-        assert_eq!(
-            outcome(&flavor_99),
-            Some(Err(ServerError::AuthError(AuthStat::RejectedCred)))
-        );
+    if let Some(key) = key {
+        cache.answered(key, encoded);
     }
+}
 
-    #[test]
-    fn defect_6_another_rpc_version_is_answered_rpc_mismatch_not_system_err() {
-        let program = Program::new(300000, [2]);
-        let mut wire = BytesMut::new();
-        Call::new(Xid(0x11223344), 300000, 2, 0, Bytes::new()).encode(&mut wire);
-        wire[11] = 3; // rpcvers 3
-        let reply = program.answer(wire.freeze()).expect("a reply");
-        assert_eq!(
-            reply,
-            Reply::error(Xid(0x11223344), ServerError::RPC_MISMATCH)
-        );
-        let mut out = BytesMut::new();
-        reply.encode(&mut out);
-        // MSG_DENIED, RPC_MISMATCH, low 2, high 2.
-        assert_eq!(
-            &out[4..],
-            &[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2]
-        );
-    }
-
-    #[test]
-    fn a_reply_or_a_cut_header_gets_no_answer() {
-        let program = Program::new(300000, [2]);
-        let mut reply = BytesMut::new();
-        Reply::success(Xid(1), Bytes::new()).encode(&mut reply);
-        assert_eq!(program.answer(reply.freeze()), None);
-        assert_eq!(
-            program.answer(Bytes::from_static(&[0, 0, 0, 1, 0, 0])),
-            None
-        );
+async fn send<S: DatagramSocket>(socket: &mut RecordDatagram<S>, reply: &[u8], to: &PeerAddr) {
+    if let Err(e) = socket.send_to(reply, to).await {
+        debug!(%to, error = %e, "reply not sent");
     }
 }

@@ -67,6 +67,11 @@ pub struct RecordStream<T> {
     /// What this stream holds of its server's budget, when it has one.
     charge: Option<Charge>,
     pub(crate) max_unsent: usize,
+    /// How many calls `serve_stream` runs at once.
+    pub(crate) max_calls: usize,
+    /// Bytes of records read that calls in progress still hold (`serve_stream`'s), counted
+    /// as the stream's own against its budget.
+    pub(crate) lent: usize,
 }
 
 /// The time a record in progress has left ([`Config::record_timeout`]).
@@ -105,6 +110,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
             record_timeout: config.record_timeout,
             charge: None,
             max_unsent: config.max_unsent,
+            max_calls: config.max_calls.max(1),
+            lent: 0,
         }
     }
 
@@ -249,9 +256,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
 
     /// The bytes the stream holds, as allocated: the read buffer with room for its next
     /// read (counted twice, since a buffer may double as it grows), what the decoder joins,
-    /// and the write buffer.
+    /// the write buffer, and the records that calls in progress hold.
     fn holding(&self, window: usize) -> usize {
-        2 * (self.read_buf.len() + window) + self.decoder.allocated() + self.write_buf.capacity()
+        2 * (self.read_buf.len() + window)
+            + self.decoder.allocated()
+            + self.write_buf.capacity()
+            + self.lent
     }
 
     /// Gives back what the budget holds beyond what the stream holds and its next read.

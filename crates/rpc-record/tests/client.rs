@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rpc_record::{
     Call, Client, Config, DatagramSocket, Error, PeerAddr, Program, RecordDatagram, RecordStream,
-    Reply, ServerError, serve_datagram, serve_stream,
+    Reply, ServerError, Service, serve_datagram, serve_stream,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
@@ -88,7 +88,7 @@ async fn small_fragments_from_the_client_are_reassembled_by_the_server() {
         fragment_size: 4,
         ..Config::default()
     };
-    let program = Program::new(300000, [1, 2]);
+    let program = Service::from(Program::new(300000, [1, 2]));
     tokio::spawn(async move {
         serve_stream(&mut RecordStream::new(b, &Config::default()), &program).await
     });
@@ -114,10 +114,14 @@ async fn a_datagram_call_is_sent_again_until_answered() {
     let served = tokio::spawn(async move {
         // The first datagram is "lost"; the second is answered.
         let (first, _) = server.recv().await.unwrap();
-        let program = Program::new(300000, [4]);
+        let program = Service::from(Program::new(300000, [4]));
         let (second, source) = server.recv().await.unwrap();
         assert_eq!(first, second, "the same call, the same xid");
-        let reply = program.answer(second).unwrap();
+        let reply = program
+            .answer(second, &Default::default())
+            .reply()
+            .await
+            .unwrap();
         server.send_to(&encode(&reply), &source).await.unwrap();
         serve_datagram(&mut server, &program).await
     });
@@ -220,8 +224,9 @@ async fn a_datagram_that_cannot_be_sent_fails_its_call_and_the_client_goes_on() 
     let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let server_addr = PeerAddr::Inet(raw.local_addr().unwrap());
     let mut server = RecordDatagram::new(raw, &config);
-    let served =
-        tokio::spawn(async move { serve_datagram(&mut server, &Program::new(300000, [4])).await });
+    let served = tokio::spawn(async move {
+        serve_datagram(&mut server, &Service::from(Program::new(300000, [4]))).await
+    });
     let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let socket = Flaky {
         socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),

@@ -4,7 +4,9 @@
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use rpc_record::pmap::Mapping;
-use rpc_record::{Call, OpaqueAuth, Program, Reply, ServerError, Xid};
+use std::sync::Arc;
+
+use rpc_record::{Answer, Call, OpaqueAuth, Program, Reply, ServerError, Service, Xid};
 
 proptest! {
     #[test]
@@ -14,7 +16,8 @@ proptest! {
         let _ = Reply::decode(bytes.clone());
         let _ = Mapping::decode_dump(bytes.clone());
         // A server answers arbitrary input with a well-formed reply or not at all.
-        if let Some(reply) = Program::new(300000, [1, 2]).answer(bytes) {
+        let service = Service::from(Program::new(300000, [1, 2]));
+        if let Answer::Now(Some(reply)) = service.answer(bytes, &Arc::default()) {
             let mut wire = BytesMut::new();
             reply.encode(&mut wire);
             prop_assert_eq!(Reply::decode(wire.freeze()).unwrap(), reply);

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use cap::Cap;
-use rpc_record::{Budget, Call, Config, Program, RecordStream, Xid, encode_record, serve_stream};
+use rpc_record::{
+    Budget, Call, Config, Program, RecordStream, Service, Xid, encode_record, serve_stream,
+};
 
 #[global_allocator]
 static HEAP: Cap<System> = Cap::new(System, usize::MAX);
@@ -79,7 +81,7 @@ fn without_a_budget_each_flooded_connection_holds_its_unsent_replies_and_a_read_
 
 async fn flood(config: Config, bound: usize) {
     let budget = Budget::new(config.server_budget);
-    let program = Program::new(300000, [2]);
+    let program = Service::from(Program::new(300000, [2]));
     let wire = std::sync::Arc::new(pipelined_pings(CALLS));
     let written = std::sync::Arc::new(AtomicUsize::new(0));
     let stop = std::sync::Arc::new(AtomicBool::new(false));

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use rpc_record::{
-    Client, Config, PeerAddr, Program, RecordDatagram, RecordStream, ServerError, serve_datagram,
-    serve_stream,
+    Client, Config, PeerAddr, Program, RecordDatagram, RecordStream, ServerError, Service,
+    serve_datagram, serve_stream,
 };
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -19,7 +19,7 @@ const PROG: u32 = 300000;
 pub async fn pipelined(scale: u32) -> Result<Report, String> {
     const IN_FLIGHT: usize = 16;
     let total = 20_000 * u64::from(scale);
-    let program = Program::new(PROG, [2, 3]);
+    let program = Service::from(Program::new(PROG, [2, 3]));
     let config = Config::default();
     let loopback = |e: std::io::Error| format!("cannot use loopback: {e}");
 

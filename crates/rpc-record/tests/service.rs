@@ -1,0 +1,177 @@
+//! The service framework over real transporters: concurrent calls on one connection, the
+//! per-connection bound on calls that run, the duplicate-request cache of a datagram server,
+//! and AUTH_SYS from client to handler.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rpc_record::{
+    AuthStat, AuthSys, Call, CallContext, Client, Config, Program, RecordDatagram, RecordStream,
+    Reply, ServerError, Service, Xid, encode_record, serve_datagram, serve_stream, xdr,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
+
+const PROG: u32 = 300002;
+
+/// Procedure 1 sleeps the milliseconds it is given and returns them; procedure 2 is
+/// WHOAMI.
+fn sleepy(running: Arc<AtomicUsize>, most: Arc<AtomicUsize>) -> Service {
+    Service::from(
+        Program::new(PROG, [1])
+            .procedure(1, 1, move |_: CallContext, ms: u32| {
+                let running = Arc::clone(&running);
+                let most = Arc::clone(&most);
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, ServerError>(ms)
+                }
+            })
+            .procedure(1, 2, |context: CallContext, ()| async move {
+                context
+                    .auth_sys
+                    .map(|sys| sys.uid)
+                    .ok_or(ServerError::AuthError(AuthStat::TooWeak))
+            }),
+    )
+}
+
+fn call_record(xid: u32, ms: u32) -> Vec<u8> {
+    let mut message = BytesMut::new();
+    Call::new(Xid(xid), PROG, 1, 1, xdr::to_bytes(&ms)).encode(&mut message);
+    let mut wire = BytesMut::new();
+    encode_record(&message, u32::MAX, &mut wire);
+    wire.to_vec()
+}
+
+async fn read_reply(stream: &mut tokio::io::DuplexStream) -> Reply {
+    let mut mark = [0; 4];
+    stream.read_exact(&mut mark).await.unwrap();
+    let len = (u32::from_be_bytes(mark) & 0x7fff_ffff) as usize;
+    let mut message = vec![0; len];
+    stream.read_exact(&mut message).await.unwrap();
+    Reply::decode(Bytes::from(message)).unwrap()
+}
+
+#[tokio::test]
+async fn calls_on_one_connection_run_concurrently_and_reply_in_the_order_they_finish() {
+    let service = sleepy(Arc::default(), Arc::default());
+    let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+    let config = Config::default();
+    tokio::spawn(
+        async move { serve_stream(&mut RecordStream::new(ours, &config), &service).await },
+    );
+    peer.write_all(&call_record(1, 300)).await.unwrap();
+    peer.write_all(&call_record(2, 0)).await.unwrap();
+    let first = read_reply(&mut peer).await;
+    let second = read_reply(&mut peer).await;
+    assert_eq!(first.xid, Xid(2), "the quick call is answered first");
+    assert_eq!(first.outcome, Ok(xdr::to_bytes(&0u32)));
+    assert_eq!(second.xid, Xid(1));
+    assert_eq!(second.outcome, Ok(xdr::to_bytes(&300u32)));
+}
+
+#[tokio::test]
+async fn no_more_than_max_calls_run_on_one_connection_and_every_call_is_answered() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let service = sleepy(Arc::clone(&running), Arc::clone(&most));
+    let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+    let config = Config {
+        max_calls: 3,
+        ..Config::default()
+    };
+    let served =
+        tokio::spawn(
+            async move { serve_stream(&mut RecordStream::new(ours, &config), &service).await },
+        );
+    for xid in 0..12 {
+        peer.write_all(&call_record(xid, 20)).await.unwrap();
+    }
+    let mut answered = Vec::new();
+    for _ in 0..12 {
+        answered.push(read_reply(&mut peer).await.xid.0);
+    }
+    answered.sort_unstable();
+    assert_eq!(answered, (0..12).collect::<Vec<_>>());
+    assert_eq!(most.load(Ordering::SeqCst), 3, "three at a time, no more");
+    // The peer closes: the server ends once every call was answered.
+    drop(peer);
+    served.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn auth_sys_credentials_reach_the_handler_and_their_absence_is_too_weak() {
+    let service = sleepy(Arc::default(), Arc::default());
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let config = Config::default();
+    let mut server = RecordStream::new(b, &config);
+    tokio::spawn(async move { serve_stream(&mut server, &service).await });
+    let client = Client::stream(RecordStream::new(a, &config), &config);
+    let anonymous: Result<u32, _> = client.call_xdr(PROG, 1, 2, &()).await.unwrap();
+    assert_eq!(anonymous, Err(ServerError::AuthError(AuthStat::TooWeak)));
+    let sys = AuthSys {
+        uid: 4321,
+        machine_name: "here".into(),
+        ..AuthSys::default()
+    };
+    let as_sys = client.with_cred(sys.to_cred().unwrap());
+    let uid: Result<u32, _> = as_sys.call_xdr(PROG, 1, 2, &()).await.unwrap();
+    assert_eq!(uid, Ok(4321));
+}
+
+#[tokio::test]
+async fn a_retransmitted_datagram_call_runs_once_and_is_answered_from_the_cache() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let runs = Arc::clone(&runs);
+        Service::from(
+            Program::new(PROG, [1]).procedure(1, 1, move |_: CallContext, ms: u32| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(u64::from(ms))).await;
+                    Ok::<_, ServerError>(ms)
+                }
+            }),
+        )
+    };
+    let config = Config::default();
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        serve_datagram(&mut RecordDatagram::new(server, &config), &service).await
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut call = BytesMut::new();
+    Call::new(Xid(77), PROG, 1, 1, xdr::to_bytes(&100u32)).encode(&mut call);
+    // Three copies while the first runs: dropped.
+    for _ in 0..3 {
+        client.send_to(&call, addr).await.unwrap();
+    }
+    let mut buf = vec![0; 1024];
+    let len = client.recv(&mut buf).await.unwrap();
+    let first = Reply::decode(Bytes::copy_from_slice(&buf[..len])).unwrap();
+    assert_eq!(first.outcome, Ok(xdr::to_bytes(&100u32)));
+    // A copy after the reply: the same reply, from the cache, at once.
+    client.send_to(&call, addr).await.unwrap();
+    let len = tokio::time::timeout(Duration::from_millis(50), client.recv(&mut buf))
+        .await
+        .expect("the cached reply comes at once")
+        .unwrap();
+    assert_eq!(
+        Reply::decode(Bytes::copy_from_slice(&buf[..len])).unwrap(),
+        first
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the call ran once");
+    // Nothing else came: the copies sent while it ran got no reply of their own.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(150), client.recv(&mut buf))
+            .await
+            .is_err()
+    );
+}
