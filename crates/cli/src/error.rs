@@ -83,6 +83,12 @@ pub enum CliError {
         /// Why it failed.
         why: String,
     },
+    /// `--args-hex` was not hex digits in pairs.
+    #[error("--args-hex {0:?} is not hex digits in pairs")]
+    BadHex(String),
+    /// `--auth-sys` on a system where this process's credentials cannot be read.
+    #[error("cannot read this process's credentials for AUTH_SYS (Linux's /proc is needed)")]
+    NoCredentials,
     /// SIGINT or SIGTERM could not be caught.
     #[error("cannot catch signals: {0}")]
     Signal(std::io::Error),

@@ -39,7 +39,7 @@ enum Command {
     Packet(packet::Args),
     /// Send and receive hio-compatible memos over UDP and Unix datagram sockets.
     Memo(memo::Args),
-    /// Serve, ping or list ONC RPC programs, as rpcbind and rpcinfo do.
+    /// Serve, ping, call or list ONC RPC programs, as rpcbind, rpcinfo and rpcgen clients do.
     Rpc(rpc::Args),
 }
 

@@ -1,15 +1,17 @@
-//! `strata rpc serve`, `strata rpc ping` and `strata rpc dump`: ONC RPC on the command line,
-//! as rpcbind answers and as rpcinfo asks.
+//! `strata rpc serve`, `strata rpc ping`, `strata rpc dump` and `strata rpc call`: ONC RPC on
+//! the command line, as rpcbind answers and as rpcinfo asks.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rpc_record::pmap::{Mapping, PMAP_PORT, PMAP_PROG, PMAP_VERS, PMAPPROC_DUMP};
+use rpc_record::pmap::{
+    IPPROTO_TCP, IPPROTO_UDP, Mapping, PMAP_PORT, PMAP_PROG, PMAP_VERS, PMAPPROC_DUMP,
+};
 use rpc_record::{
-    Budget, Client, Config, Peer, PeerAddr, Program, RecordDatagram, RecordStream, ServerError,
-    Service, serve_datagram, serve_stream,
+    AuthSys, Budget, Client, Config, Peer, PeerAddr, Program, RecordDatagram, RecordStream,
+    Rpcbind, ServerError, Service, serve_datagram, serve_stream,
 };
 use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, info};
@@ -40,6 +42,45 @@ enum Command {
     Ping(Ping),
     /// List a portmapper's registrations, as `rpcinfo -p` does (PMAPPROC_DUMP over TCP).
     Dump(Dump),
+    /// Call procedure PROC of program PROG version VERS on HOST and print the reply as one
+    /// JSON line: `{"reply":"accepted","status":"SUCCESS","result":"HEX"}`, or the
+    /// refusal (`"status":"PROG_MISMATCH","low":1,"high":2`, `"reply":"denied",
+    /// "status":"AUTH_ERROR","auth_stat":5`, ...). The port is looked up through HOST's
+    /// rpcbind (GETPORT) unless --port gives it. Exits 0 on SUCCESS, 1 on a refusal.
+    #[command(
+        override_usage = "strata rpc call HOST PROG VERS PROC [--tcp | --udp] [--port N] [--args-hex HEX] [--auth-sys]"
+    )]
+    Call(CallArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CallArgs {
+    /// The server's host.
+    host: String,
+    /// The program number.
+    prog: u32,
+    /// The version.
+    vers: u32,
+    /// The procedure.
+    procedure: u32,
+    /// Over TCP (the default).
+    #[arg(long, conflicts_with = "udp")]
+    tcp: bool,
+    /// Over UDP.
+    #[arg(long)]
+    udp: bool,
+    /// The port; without it, HOST's rpcbind says.
+    #[arg(long, value_name = "N")]
+    port: Option<u16>,
+    /// The arguments, XDR-encoded, in hex.
+    #[arg(long, value_name = "HEX", default_value = "")]
+    args_hex: String,
+    /// Send AUTH_SYS credentials of this process (as authunix_create_default does).
+    #[arg(long)]
+    auth_sys: bool,
+    /// Give up on the reply after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +103,10 @@ struct Serve {
     tls: ServeTls,
     #[command(flatten)]
     limits: crate::serve::Limits,
+    /// Register every version on each transport with the local rpcbind (127.0.0.1:111), and
+    /// unregister at exit.
+    #[arg(long)]
+    register: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +151,7 @@ pub async fn run(args: Args) -> Result<(), CliError> {
         Command::Serve(serve) => run_serve(serve).await,
         Command::Ping(ping) => run_ping(ping).await,
         Command::Dump(dump) => run_dump(dump).await,
+        Command::Call(call) => run_call(call).await,
     }
 }
 
@@ -125,8 +171,13 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
     let signals = crate::serve::Signals::catch()?;
     let config = Config::default();
     let mut interface = args.limits.interface(tls);
+    let mut tcp_addr = None;
     if let Some(addr) = &tcp {
-        interface.listen(crate::serve::listen(addr, None).await?);
+        let listener = crate::serve::listen(addr, None).await?;
+        if let Ok(transport::Address::Tcp(addr)) = listener.local_addr() {
+            tcp_addr = Some(addr);
+        }
+        interface.listen(listener);
     }
     let udp = match &args.udp {
         Some(addr) => {
@@ -140,9 +191,25 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
                 "listening {}",
                 socket.local_addr().map_err(CliError::Accept)?
             );
-            Some(RecordDatagram::new(socket, &config))
+            Some(socket)
         }
         None => None,
+    };
+    let udp_addr = udp.as_ref().and_then(|socket| socket.local_addr().ok());
+    let udp = udp.map(|socket| RecordDatagram::new(socket, &config));
+    let registration = match args.register {
+        true => {
+            let local = SocketAddr::from(([127, 0, 0, 1], PMAP_PORT));
+            let rpcbind = Rpcbind::connect(local, &config)
+                .await
+                .map_err(CliError::Rpc)?;
+            let registration = rpcbind
+                .register(&service, tcp_addr, udp_addr)
+                .await
+                .map_err(CliError::Rpc)?;
+            Some(registration)
+        }
+        false => None,
     };
     // Every connection reads within one budget.
     let budget = Budget::new(config.server_budget);
@@ -161,7 +228,13 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
         }
     };
     let never_done = tokio_util::sync::CancellationToken::new();
-    crate::serve::run(serving, &args.limits, signals, never_done, datagrams).await
+    let served = crate::serve::run(serving, &args.limits, signals, never_done, datagrams).await;
+    if let Some(registration) = registration {
+        if let Err(e) = registration.unregister().await {
+            tracing::warn!(error = %e, "could not unregister from rpcbind");
+        }
+    }
+    served
 }
 
 /// Serves one connection until the peer closes it, or until the server shuts down, when
@@ -347,6 +420,95 @@ async fn run_dump(args: Dump) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+async fn run_call(args: CallArgs) -> Result<(), CliError> {
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let args_bytes = hex(&args.args_hex)?;
+    let port = match args.port {
+        Some(port) => port,
+        None => {
+            let rpcbind_addr = resolve(&args.host, Some(PMAP_PORT)).await?;
+            let client = connect(rpcbind_addr, false, timeout, None).await?;
+            let prot = if args.udp { IPPROTO_UDP } else { IPPROTO_TCP };
+            let port = tokio::time::timeout(
+                timeout,
+                Rpcbind::new(client).getport(args.prog, args.vers, prot),
+            )
+            .await
+            .map_err(|_| CliError::Rpc(rpc_record::Error::Timeout(timeout)))?
+            .map_err(CliError::Rpc)?;
+            port.ok_or(CliError::NotAvailable {
+                prog: args.prog,
+                vers: args.vers,
+                why: ServerError::ProgUnavail,
+            })?
+        }
+    };
+    let addr = resolve(&args.host, Some(port)).await?;
+    let mut client = connect(addr, args.udp, timeout, None).await?;
+    if args.auth_sys {
+        let credentials = AuthSys::of_this_process().ok_or(CliError::NoCredentials)?;
+        client = client.with_cred(credentials.to_cred().map_err(CliError::Rpc)?);
+    }
+    let reply = tokio::time::timeout(
+        timeout,
+        client.call(args.prog, args.vers, args.procedure, args_bytes),
+    )
+    .await
+    .map_err(|_| CliError::Rpc(rpc_record::Error::Timeout(timeout)))?
+    .map_err(CliError::Rpc)?;
+    println!("{}", reply_json(&reply.outcome));
+    match reply.outcome {
+        Ok(_) => Ok(()),
+        Err(why) => Err(CliError::NotAvailable {
+            prog: args.prog,
+            vers: args.vers,
+            why,
+        }),
+    }
+}
+
+/// A reply as one JSON object.
+fn reply_json(outcome: &Result<Bytes, ServerError>) -> serde_json::Value {
+    use serde_json::json;
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let accepted = |status: &str| json!({"reply": "accepted", "status": status});
+    match outcome {
+        Ok(results) => json!({"reply": "accepted", "status": "SUCCESS", "result": hex(results)}),
+        Err(ServerError::ProgUnavail) => accepted("PROG_UNAVAIL"),
+        Err(ServerError::ProgMismatch { low, high }) => {
+            json!({"reply": "accepted", "status": "PROG_MISMATCH", "low": low, "high": high})
+        }
+        Err(ServerError::ProcUnavail) => accepted("PROC_UNAVAIL"),
+        Err(ServerError::GarbageArgs) => accepted("GARBAGE_ARGS"),
+        Err(ServerError::SystemErr) => accepted("SYSTEM_ERR"),
+        Err(ServerError::RpcMismatch { low, high }) => {
+            json!({"reply": "denied", "status": "RPC_MISMATCH", "low": low, "high": high})
+        }
+        Err(ServerError::AuthError(stat)) => {
+            json!({"reply": "denied", "status": "AUTH_ERROR", "auth_stat": stat.code()})
+        }
+    }
+}
+
+/// Bytes from hex digits (whitespace allowed between pairs).
+fn hex(text: &str) -> Result<Bytes, CliError> {
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let bad = || CliError::BadHex(text.to_owned());
+    if digits.len() % 2 != 0 {
+        return Err(bad());
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect::<Result<Vec<u8>, _>>()
+        .map(Bytes::from)
 }
 
 /// Program names from `/etc/rpc` (`name number aliases...`), as rpcinfo prints them; none

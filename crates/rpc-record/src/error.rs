@@ -72,6 +72,24 @@ pub enum Error {
         /// Why it is not.
         error: crate::xdr::XdrError,
     },
+    /// A server refused a call it was needed for.
+    #[error("{what} refused the call: {why}")]
+    Refused {
+        /// The server: `rpcbind`.
+        what: &'static str,
+        /// Its reply.
+        why: crate::ServerError,
+    },
+    /// rpcbind did not take a registration (another server holds it).
+    #[error("rpcbind did not register program {prog} version {vers} over {netid}")]
+    NotRegistered {
+        /// The program.
+        prog: u32,
+        /// The version.
+        vers: u32,
+        /// The transport.
+        netid: String,
+    },
     /// A call was expected and the message is not one.
     #[error("{xid}: msg_type {msg_type} where a call (0) was expected")]
     NotACall {
