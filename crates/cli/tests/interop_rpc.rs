@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{Running, first_lines, python, rpc_serve, workspace};
+use common::{Running, first_lines, python, rpc_serve, rpc_serve_with, workspace};
 use rpc_record::{Client, Config, Error, RecordStream};
 use tokio::net::TcpStream;
 
@@ -65,13 +65,16 @@ fn rpcinfo_pings_strata_rpc_serve_over_tcp_and_udp() {
 }
 
 /// rpcbind on loopback only, through `tests/peers/rpcbind_loopback.py`, stopped when
-/// dropped (and by its own alarm after 120 s).
+/// dropped (and by its own alarm after 120 s). One at a time: it takes port 111.
 struct Rpcbind {
     _running: Running,
+    _one: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Rpcbind {
     fn start() -> Rpcbind {
+        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let one = ONE.lock().unwrap_or_else(|p| p.into_inner());
         let uid = run("id", &["-u"]);
         assert_eq!(stdout(&uid).trim(), "0", "rpcbind needs root (port 111)");
         let child = Command::new(python())
@@ -81,6 +84,7 @@ impl Rpcbind {
             .expect("the rpcbind launcher starts");
         let rpcbind = Rpcbind {
             _running: Running(child),
+            _one: one,
         };
         for _ in 0..50 {
             if run("rpcinfo", &["-p", "127.0.0.1"]).status.success() {
@@ -160,6 +164,77 @@ fn strata_dump_and_ping_against_rpcbind() {
             "{e}"
         );
     });
+}
+
+/// Polls `rpcinfo -p` until `wanted` says its output is right (5 s at most); the output.
+fn rpcinfo_until(wanted: impl Fn(&str) -> bool) -> String {
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = stdout(&run("rpcinfo", &["-p", "127.0.0.1"]));
+        if wanted(&listed) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    listed
+}
+
+#[test]
+#[ignore = "needs rpcbind and root: scripts/test sets it up"]
+fn strata_rpc_serve_registers_and_strata_rpc_call_finds_it_through_rpcbind() {
+    let _rpcbind = Rpcbind::start();
+    let (mut server, tcp, udp) = rpc_serve_with(300010, "1,2", &["--register"]);
+    let port = |addr: &str| addr.rsplit_once(':').unwrap().1.to_owned();
+    let (tcp, udp) = (port(&tcp), port(&udp));
+    let lines: Vec<String> = [("1", "tcp", &tcp), ("1", "udp", &udp), ("2", "tcp", &tcp)]
+        .iter()
+        .map(|(vers, proto, port)| format!("    300010{vers:>5}{proto:>6}{port:>7}"))
+        .collect();
+    let listed = rpcinfo_until(|listed| lines.iter().all(|line| listed.contains(line)));
+    for line in &lines {
+        assert!(listed.contains(line), "{line:?} in:\n{listed}");
+    }
+    // The port from rpcbind, over either transport; one JSON line.
+    for transport in ["--tcp", "--udp"] {
+        let call = strata(&["rpc", "call", "127.0.0.1", "300010", "2", "0", transport]);
+        assert!(call.status.success(), "{transport}: {call:?}");
+        assert_eq!(
+            stdout(&call),
+            "{\"reply\":\"accepted\",\"result\":\"\",\"status\":\"SUCCESS\"}\n"
+        );
+    }
+    let refused = strata(&["rpc", "call", "127.0.0.1", "300010", "2", "7"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stdout(&refused),
+        "{\"reply\":\"accepted\",\"status\":\"PROC_UNAVAIL\"}\n"
+    );
+    let mismatch = strata(&["rpc", "call", "127.0.0.1", "300010", "9", "0"]);
+    assert_eq!(
+        stdout(&mismatch),
+        "{\"high\":2,\"low\":1,\"reply\":\"accepted\",\"status\":\"PROG_MISMATCH\"}\n"
+    );
+    let unknown = strata(&["rpc", "call", "127.0.0.1", "300099", "1", "0"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("PROG_UNAVAIL"));
+    // --port skips rpcbind; --auth-sys sends this process's credentials.
+    let direct = strata(&[
+        "rpc",
+        "call",
+        "127.0.0.1",
+        "300010",
+        "1",
+        "0",
+        "--port",
+        &tcp,
+        "--auth-sys",
+    ]);
+    assert!(direct.status.success(), "{direct:?}");
+    // SIGTERM: it unregisters on its way out.
+    run("kill", &["-TERM", &server.0.id().to_string()]);
+    assert!(server.0.wait().unwrap().success());
+    let listed = rpcinfo_until(|listed| !listed.contains("300010"));
+    assert!(!listed.contains("300010"), "still registered:\n{listed}");
 }
 
 /// The sunrpc peer script with `args`.

@@ -11,7 +11,7 @@ use crate::pmap::{
     RPCBVERS4, Rpcb, netid, parse_uaddr, uaddr,
 };
 use crate::xdr::{Decode, Encode};
-use crate::{Client, Config, Error, RecordStream, Service};
+use crate::{Client, Config, Error, PeerAddr, RecordStream, Service};
 
 /// A client of rpcbind (or of a portmapper that speaks version 2 only).
 ///
@@ -48,6 +48,21 @@ impl Rpcbind {
         )))
     }
 
+    /// Over UDP to rpcbind at `addr`, calls sent again every second until answered.
+    pub async fn connect_udp(addr: SocketAddr, config: &Config) -> Result<Rpcbind, Error> {
+        let local = match addr {
+            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+        };
+        let socket = tokio::net::UdpSocket::bind(local).await?;
+        Ok(Rpcbind::new(Client::datagram(
+            crate::RecordDatagram::new(socket, config),
+            PeerAddr::Inet(addr),
+            std::time::Duration::from_secs(1),
+            config,
+        )))
+    }
+
     /// Calls `procedure` of `vers`; a refusal is [`Error::Refused`].
     async fn call<A: Encode + ?Sized, R: Decode>(
         &self,
@@ -65,7 +80,9 @@ impl Rpcbind {
     }
 
     /// PMAPPROC_GETPORT: the port of `prog` version `vers` over `prot`
-    /// ([`IPPROTO_TCP`] or [`IPPROTO_UDP`]), `None` when it is not registered.
+    /// ([`IPPROTO_TCP`] or [`IPPROTO_UDP`]), `None` when it is not registered. For a version
+    /// not registered, rpcbind gives the port of another version of the program, if it has
+    /// one, so that the server itself answers PROG_MISMATCH with its range.
     pub async fn getport(&self, prog: u32, vers: u32, prot: u32) -> Result<Option<u16>, Error> {
         let query = Mapping {
             prog,
@@ -80,6 +97,11 @@ impl Rpcbind {
     /// RPCBPROC_GETADDR (version 4, or 3 from an rpcbind without it): the address of `prog`
     /// version `vers` over `netid` (`tcp`, `udp`, `tcp6`, `udp6`), `None` when it is not
     /// registered or its address is not an IP one.
+    ///
+    /// rpcbind answers for the transport the query came over, whatever `netid` says (which
+    /// is why libtirpc's `rpcb_getaddr` asks over the transport it wants): ask a UDP address
+    /// through [`connect_udp`](Rpcbind::connect_udp), a TCP one through
+    /// [`connect`](Rpcbind::connect).
     pub async fn getaddr(
         &self,
         prog: u32,
