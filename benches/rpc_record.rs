@@ -10,6 +10,16 @@
 //!   127.0.0.1:111 (target: at least 3x rpcbind). Run as root with rpcbind installed and
 //!   none running, the bench starts one on loopback (`tests/peers/rpcbind_loopback.py`).
 //!
+//! - `echo_1KiB`: ECHO calls of program 300002 (`examples/rpc_echo.rs`) with a 1 KiB
+//!   string, over one loopback TCP connection. `servers_16` and `servers_64`: 16 (and 64)
+//!   in flight from a blocking load generator that costs the server as little as it can,
+//!   against our service (on a runtime of one thread, as `svc_run` is one) and against the
+//!   rpcgen/libtirpc C server of the same program (target: at least 2x it at 16). Then the
+//!   clients against that C server: `clients_1`, one call at a time (all an rpcgen client
+//!   can do), ours against rpcgen's C client; `clients_16`, ours with 16 in flight. The C
+//!   peers are built by `tests/peers/rpcgen/build.sh` (rpcgen and libtirpc-dev); without
+//!   them those rows are skipped.
+//!
 //! `cargo bench --bench rpc_record -- --warm-up-time 1 --measurement-time 5`
 
 use std::collections::VecDeque;
@@ -22,8 +32,8 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::poll;
 use strata::rpc_record::{
-    AcceptAll, Client, Config, Fragment, Program, Record, RecordDecoder, RecordStream, Rule,
-    Service, encode_record, serve_stream,
+    AcceptAll, CallContext, Client, Config, Fragment, Program, Record, RecordDecoder, RecordStream,
+    Rule, ServerError, Service, encode_record, serve_stream,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -214,9 +224,206 @@ fn null_calls(c: &mut Criterion) {
     }
 }
 
+/// The C peers of `tests/peers/rpcgen`, built; `None` when they cannot be.
+fn rpcgen_peers() -> Option<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/peers/rpcgen");
+    let built = Command::new(root.join("tests/peers/rpcgen/build.sh"))
+        .arg(&out)
+        .status()
+        .is_ok_and(|status| status.success());
+    built.then_some(out)
+}
+
+/// Our ECHO service on loopback TCP, served on a thread of its own by a runtime of one
+/// thread; its address.
+fn echo_service() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::from_std(listener).unwrap();
+            let service = std::sync::Arc::new(Service::from(Program::new(300002, [1]).procedure(
+                1,
+                1,
+                |_: CallContext, text: String| async move { Ok::<_, ServerError>(text) },
+            )));
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let service = std::sync::Arc::clone(&service);
+                tokio::spawn(async move {
+                    let mut stream = RecordStream::new(stream, &Config::default());
+                    serve_stream(&mut stream, &service).await
+                });
+            }
+        });
+    });
+    addr
+}
+
+/// One ECHO call of a 1 KiB string as a record (xid 1: the servers do not mind repeats).
+fn echo_record() -> Vec<u8> {
+    let mut call = BytesMut::new();
+    strata::rpc_record::Call::new(
+        strata::rpc_record::Xid(1),
+        300002,
+        1,
+        1,
+        strata::rpc_record::xdr::to_bytes(&"x".repeat(1024)),
+    )
+    .encode(&mut call);
+    let mut record = BytesMut::new();
+    encode_record(&call, u32::MAX, &mut record);
+    record.to_vec()
+}
+
+/// The length of a SUCCESS reply to [`echo_record`]: 24 bytes of header, the string's 4 and
+/// its 1024.
+const ECHO_REPLY: usize = 24 + 4 + 1024;
+
+/// A load generator that costs the server under test as little as it can: `iters` copies
+/// of `record` over one blocking connection, `window` in flight, each read of replies
+/// answered by one write of as many new calls. Every reply is checked to be the length of a
+/// SUCCESS echo.
+fn raw_echo_load(addr: std::net::SocketAddr, iters: u64, window: u64, record: &[u8]) -> Duration {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let batch: Vec<u8> = record.repeat(window as usize);
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut filled, mut sent, mut done) = (0usize, 0u64, 0u64);
+    let started = Instant::now();
+    let first = window.min(iters);
+    stream
+        .write_all(&batch[..record.len() * first as usize])
+        .unwrap();
+    sent += first;
+    while done < iters {
+        let n = stream.read(&mut buf[filled..]).unwrap();
+        assert!(n > 0, "the server closed");
+        filled += n;
+        let mut at = 0;
+        let mut got = 0;
+        while filled - at >= 4 {
+            let mark = u32::from_be_bytes(buf[at..at + 4].try_into().unwrap());
+            let len = (mark & 0x7fff_ffff) as usize;
+            if filled - at < 4 + len {
+                break;
+            }
+            assert_eq!(len, ECHO_REPLY, "a SUCCESS echo");
+            at += 4 + len;
+            got += 1;
+        }
+        buf.copy_within(at..filled, 0);
+        filled -= at;
+        done += got;
+        let more = got.min(iters - sent);
+        if more > 0 {
+            stream
+                .write_all(&batch[..record.len() * more as usize])
+                .unwrap();
+            sent += more;
+        }
+    }
+    started.elapsed()
+}
+
+fn echo_1kib(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let text: &'static str = Box::leak("x".repeat(1024).into_boxed_str());
+    let ours = echo_service();
+    let peers = rpcgen_peers();
+    if peers.is_none() {
+        eprintln!("the rpcgen peers cannot be built: only our service is measured");
+    }
+    // The C server: "listening tcp PORT" then "listening udp PORT".
+    let c_server = peers.as_ref().map(|dir| {
+        let mut child = Command::new(dir.join("echo_server"))
+            .args(["0", "3600"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        let first = lines.next().unwrap().unwrap();
+        let port: u16 = first.rsplit(' ').next().unwrap().parse().unwrap();
+        // Both lines read: it writes nothing more, so the pipe may close.
+        let _udp = lines.next();
+        (child, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    });
+
+    let rt = &rt;
+    let echo_calls = |client: Client, window: usize| {
+        move |iters: u64| {
+            let client = client.clone();
+            rt.block_on(async move {
+                let started = Instant::now();
+                run_window(iters, window, || {
+                    let client = &client;
+                    async move {
+                        let echoed: Result<String, _> =
+                            client.call_xdr(300002, 1, 1, text).await.unwrap();
+                        assert_eq!(echoed.map(|e| e.len()), Ok(1024));
+                    }
+                })
+                .await;
+                started.elapsed()
+            })
+        }
+    };
+
+    let mut group = c.benchmark_group("rpc_record/echo_1KiB");
+    group.throughput(Throughput::Elements(1));
+    let record = echo_record();
+    let servers = std::iter::once(("strata_service", ours))
+        .chain(c_server.as_ref().map(|(_, addr)| ("rpcgen_server", *addr)));
+    for (name, addr) in servers {
+        for window in [16, 64] {
+            group.bench_function(BenchmarkId::new(format!("servers_{window}"), name), |b| {
+                b.iter_custom(|iters| raw_echo_load(addr, iters, window, &record))
+            });
+        }
+    }
+    if let Some((_, addr)) = &c_server {
+        let to_c = rt.block_on(client_to(*addr));
+        group.bench_function(BenchmarkId::new("clients_16", "strata_client"), |b| {
+            b.iter_custom(echo_calls(to_c.clone(), 16))
+        });
+        group.bench_function(BenchmarkId::new("clients_1", "strata_client"), |b| {
+            b.iter_custom(echo_calls(to_c.clone(), 1))
+        });
+        let client = peers.as_ref().unwrap().join("echo_client");
+        let port = addr.port().to_string();
+        group.bench_function(BenchmarkId::new("clients_1", "rpcgen_client"), |b| {
+            b.iter_custom(|iters| {
+                let out = Command::new(&client)
+                    .args(["tcp", &port, "bench", &iters.to_string(), "1024"])
+                    .output()
+                    .unwrap();
+                let nanos: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+                Duration::from_nanos(nanos)
+            })
+        });
+    }
+    group.finish();
+    if let Some((mut child, _)) = c_server {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
-    targets = decode_64kib, scan_44b, null_calls
+    targets = decode_64kib, scan_44b, null_calls, echo_1kib
 }
 criterion_main!(benches);

@@ -421,6 +421,24 @@ fn the_example_registers_with_rpcbind_and_is_gone_after_shutdown() {
             rpcbind.getport(PROG, 2, IPPROTO_TCP).await.unwrap(),
             Some(tcp.port())
         );
+        // A client found by program number alone, over either transport.
+        for udp in [false, true] {
+            let client = rpcbind
+                .client([127, 0, 0, 1].into(), PROG, 1, udp, &config)
+                .await
+                .unwrap();
+            echo_through(&client, &[0, 100]).await;
+        }
+        let unknown = rpcbind
+            .client([127, 0, 0, 1].into(), PROG + 1, 1, false, &config)
+            .await;
+        assert!(matches!(
+            unknown,
+            Err(Error::Refused {
+                why: ServerError::ProgUnavail,
+                ..
+            })
+        ));
     });
     // SIGTERM: it unregisters before it exits.
     assert!(example.terminate().success());

@@ -122,6 +122,31 @@ impl Rpcbind {
         Ok(parse_uaddr(&addr))
     }
 
+    /// A client of program `prog` version `vers` at `host`, found by number: its port
+    /// from this rpcbind (GETPORT), then a TCP connection to it, or a UDP client sending
+    /// again every second. [`Error::Refused`] with PROG_UNAVAIL when it is not registered.
+    pub async fn client(
+        &self,
+        host: std::net::IpAddr,
+        prog: u32,
+        vers: u32,
+        udp: bool,
+        config: &Config,
+    ) -> Result<Client, Error> {
+        let prot = if udp { IPPROTO_UDP } else { IPPROTO_TCP };
+        let Some(port) = self.getport(prog, vers, prot).await? else {
+            return Err(Error::Refused {
+                what: "rpcbind",
+                why: crate::ServerError::ProgUnavail,
+            });
+        };
+        let addr = SocketAddr::new(host, port);
+        if !udp {
+            return Ok(Rpcbind::connect(addr, config).await?.client);
+        }
+        Ok(Rpcbind::connect_udp(addr, config).await?.client)
+    }
+
     /// PMAPPROC_DUMP: every registration, as `rpcinfo -p` lists them.
     pub async fn dump(&self) -> Result<Vec<Mapping>, Error> {
         let reply = self

@@ -79,6 +79,84 @@ fn without_a_budget_each_flooded_connection_holds_its_unsent_replies_and_a_read_
     alone(flood(config, bound));
 }
 
+/// Calls of 4 KiB arguments to a procedure whose handler never finishes: each connection
+/// may run 256 of them (1.1 MiB, 17 MiB for 16 connections), but the records they hold and
+/// their futures count against the budget, so the server stops reading at its budget.
+#[test]
+fn calls_that_run_count_against_the_servers_budget() {
+    let config = Config {
+        server_budget: 2 * 1024 * 1024,
+        max_calls: 256,
+        ..Config::default()
+    };
+    alone(async move {
+        let budget = Budget::new(config.server_budget);
+        let service = std::sync::Arc::new(Service::from(Program::new(300000, [2]).raw_procedure(
+            2,
+            1,
+            // The handler holds its call for as long as it runs: for ever.
+            |context, args| {
+                Box::pin(async move {
+                    let _held = (context, args);
+                    std::future::pending().await
+                })
+            },
+        )));
+        let mut call = BytesMut::new();
+        Call::new(Xid(1), 300000, 2, 1, Bytes::from(vec![0; 4 * 1024])).encode(&mut call);
+        let mut one = BytesMut::new();
+        encode_record(&call, u32::MAX, &mut one);
+        let wire: Vec<u8> = one.repeat(256);
+        let before = HEAP.allocated();
+        let mut servers = Vec::new();
+        let mut peers = Vec::new();
+        for _ in 0..FLOODERS {
+            let (ours, theirs) = StdUnix::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            theirs.set_nonblocking(true).unwrap();
+            let mut stream =
+                RecordStream::new(tokio::net::UnixStream::from_std(ours).unwrap(), &config)
+                    .with_budget(&budget);
+            let service = std::sync::Arc::clone(&service);
+            servers.push(tokio::spawn(async move {
+                serve_stream(&mut stream, &service).await
+            }));
+            peers.push((theirs, 0usize));
+        }
+        // Every peer writes its 256 calls as far as the server takes them.
+        let mut peak = 0;
+        for _ in 0..300 {
+            for (peer, at) in &mut peers {
+                while *at < wire.len() {
+                    match peer.write(&wire[*at..]) {
+                        Ok(n) => *at += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            peak = peak.max(HEAP.allocated().saturating_sub(before));
+        }
+        let taken: usize = peers.iter().map(|(_, at)| at).sum();
+        let bound = config.server_budget + FLOODERS * UNCHARGED;
+        println!(
+            "never-ending calls: {taken} of {} bytes of calls taken; heap peak {peak}, bound {bound}",
+            wire.len() * FLOODERS
+        );
+        assert!(peak <= bound, "heap peak {peak} over {bound}");
+        // What was taken includes what waits in the kernel's socket buffers.
+        assert!(
+            taken < wire.len() * FLOODERS / 2,
+            "reading stops at the budget: {taken} bytes taken"
+        );
+        for server in servers {
+            assert!(!server.is_finished(), "paused, not failed");
+            server.abort();
+        }
+    });
+}
+
 async fn flood(config: Config, bound: usize) {
     let budget = Budget::new(config.server_budget);
     let program = Service::from(Program::new(300000, [2]));

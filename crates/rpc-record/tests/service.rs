@@ -175,3 +175,40 @@ async fn a_retransmitted_datagram_call_runs_once_and_is_answered_from_the_cache(
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_service_over_unix_stream_and_datagram_sockets() {
+    let service = Arc::new(sleepy(Arc::default(), Arc::default()));
+    let config = Config::default();
+    // A stream: the peer's path is unnamed, the calls run as over TCP.
+    let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
+    let peer = rpc_record::Peer::of_unix(&ours);
+    let mut server = RecordStream::new(ours, &config).with_peer(peer);
+    let stream_service = Arc::clone(&service);
+    tokio::spawn(async move { serve_stream(&mut server, &stream_service).await });
+    let client = Client::stream(RecordStream::new(theirs, &config), &config);
+    let slept: Result<u32, _> = client.call_xdr(PROG, 1, 1, &5u32).await.unwrap();
+    assert_eq!(slept, Ok(5));
+    // Datagrams between two named sockets: the reply goes back to the caller's path.
+    let dir = std::env::temp_dir().join(format!("rpc-service-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (server_path, client_path) = (dir.join("server"), dir.join("client"));
+    let _ = std::fs::remove_file(&server_path);
+    let _ = std::fs::remove_file(&client_path);
+    let socket = tokio::net::UnixDatagram::bind(&server_path).unwrap();
+    let datagram_service = Arc::clone(&service);
+    tokio::spawn(async move {
+        serve_datagram(&mut RecordDatagram::new(socket, &config), &datagram_service).await
+    });
+    let config = Config::default();
+    let socket = tokio::net::UnixDatagram::bind(&client_path).unwrap();
+    let client = Client::datagram(
+        RecordDatagram::new(socket, &config),
+        rpc_record::PeerAddr::Unix(Some(server_path.clone())),
+        Duration::from_millis(200),
+        &config,
+    );
+    let slept: Result<u32, _> = client.call_xdr(PROG, 1, 1, &7u32).await.unwrap();
+    assert_eq!(slept, Ok(7));
+    let _ = std::fs::remove_dir_all(&dir);
+}
