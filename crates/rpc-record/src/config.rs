@@ -46,6 +46,11 @@ pub struct Config {
     /// handlers run concurrently and reply in the order they finish; beyond it, no more
     /// calls are read until one finishes. Default 64; values below 1 count as 1.
     pub max_calls: usize,
+    /// How long [`serve_stream`](crate::serve_stream) waits, once the peer has closed its
+    /// side, for the calls of that connection that still run: then they are dropped (their
+    /// handlers' futures cancelled) and the connection ends, so that a handler that never
+    /// finishes cannot hold a closed connection for ever. `None`: no limit. Default 30 s.
+    pub drain_timeout: Option<Duration>,
     /// How many replies a datagram server keeps to answer a retransmitted call without
     /// running it again (the duplicate-request cache); 0 turns it off. Default 256.
     pub reply_cache: usize,
@@ -66,6 +71,7 @@ impl Default for Config {
             record_timeout: Some(Duration::from_secs(30)),
             call_timeout: Some(Duration::from_secs(25)),
             max_calls: 64,
+            drain_timeout: Some(Duration::from_secs(30)),
             reply_cache: 256,
             reply_cache_bytes: 1024 * 1024,
         }

@@ -29,7 +29,8 @@ type Running = Pin<Box<dyn Future<Output = (Reply, usize)> + Send>>;
 const CALL_COST: usize = 2048;
 
 /// Serves `service` on a stream until the peer closes it and every call it made has been
-/// answered: `Ok` when it ends between records.
+/// answered (or, after [`Config::drain_timeout`](crate::Config::drain_timeout), dropped):
+/// `Ok` when it ends between records.
 ///
 /// Calls run concurrently, up to [`Config::max_calls`](crate::Config::max_calls) at once,
 /// and are answered in the order they finish; replies ready together go out in one write.
@@ -49,6 +50,9 @@ where
     let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
     let peer = Arc::new(stream.peer().clone());
     let max_calls = stream.max_calls;
+    let drain_timeout = stream.drain_timeout;
+    // Once the peer has closed its side: how long the calls that still run may take.
+    let mut draining: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let result = poll_fn(|cx| {
         loop {
             // Replies of the calls that finished.
@@ -84,6 +88,20 @@ where
             if backed_up {
                 // All sent: read again.
                 continue;
+            }
+            if ended && !running.is_empty() {
+                if let Some(after) = drain_timeout {
+                    let deadline =
+                        draining.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        warn!(
+                            running = running.len(),
+                            ?after,
+                            "the peer closed and calls still run: dropped"
+                        );
+                        return Poll::Ready(Ok(()));
+                    }
+                }
             }
             return match ended && running.is_empty() {
                 true => Poll::Ready(Ok(())),

@@ -69,6 +69,8 @@ pub struct RecordStream<T> {
     pub(crate) max_unsent: usize,
     /// How many calls `serve_stream` runs at once.
     pub(crate) max_calls: usize,
+    /// How long `serve_stream` lets calls run once the peer has closed.
+    pub(crate) drain_timeout: Option<Duration>,
     /// Bytes of records read that calls in progress still hold (`serve_stream`'s), counted
     /// as the stream's own against its budget.
     pub(crate) lent: usize,
@@ -111,6 +113,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
             charge: None,
             max_unsent: config.max_unsent,
             max_calls: config.max_calls.max(1),
+            drain_timeout: config.drain_timeout,
             lent: 0,
         }
     }

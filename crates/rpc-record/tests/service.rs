@@ -212,3 +212,35 @@ async fn a_service_over_unix_stream_and_datagram_sockets() {
     assert_eq!(slept, Ok(7));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_whose_peer_closed_ends_after_the_drain_timeout_even_if_a_call_never_does() {
+    let service = Service::from(
+        Program::new(PROG, [1]).raw_procedure(1, 9, |context, args| {
+            Box::pin(async move {
+                let _held = (context, args);
+                std::future::pending().await
+            })
+        }),
+    );
+    let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+    let config = Config {
+        drain_timeout: Some(Duration::from_secs(5)),
+        ..Config::default()
+    };
+    let served =
+        tokio::spawn(
+            async move { serve_stream(&mut RecordStream::new(ours, &config), &service).await },
+        );
+    let mut message = BytesMut::new();
+    Call::new(Xid(3), PROG, 1, 9, Bytes::new()).encode(&mut message);
+    let mut wire = BytesMut::new();
+    encode_record(&message, u32::MAX, &mut wire);
+    peer.write_all(&wire).await.unwrap();
+    peer.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!served.is_finished(), "the call may still finish");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ended = tokio::time::timeout(Duration::from_secs(1), served).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+}
