@@ -164,6 +164,29 @@ async fn echo_through(client: &Client, lengths: &[usize]) {
     }
 }
 
+/// The server's refusals as our client reads them (PROG_MISMATCH(1, 1), PROC_UNAVAIL), and
+/// WHOAMI: AUTH_TOOWEAK without credentials, the uid of AUTH_SYS ones.
+async fn refusals_and_whoami(client: &Client) {
+    let other_version = client.call(PROG, 2, 0, Bytes::new()).await.unwrap();
+    assert_eq!(
+        other_version.outcome,
+        Err(ServerError::ProgMismatch { low: 1, high: 1 })
+    );
+    let no_such = client.call(PROG, 1, 9, Bytes::new()).await.unwrap();
+    assert_eq!(no_such.outcome, Err(ServerError::ProcUnavail));
+    let anonymous: Result<u32, _> = client.call_xdr(PROG, 1, 2, &()).await.unwrap();
+    assert_eq!(anonymous, Err(ServerError::AuthError(AuthStat::TooWeak)));
+    let sys = AuthSys {
+        uid: 1234,
+        gid: 56,
+        machine_name: "strata".into(),
+        ..AuthSys::default()
+    };
+    let as_sys = client.with_cred(sys.to_cred().unwrap());
+    let uid: Result<u32, _> = as_sys.call_xdr(PROG, 1, 2, &()).await.unwrap();
+    assert_eq!(uid, Ok(1234));
+}
+
 #[test]
 #[ignore = "needs Ocamlnet: scripts/test sets it up"]
 fn an_ocamlnet_client_calls_the_example_service_over_tcp_and_udp() {
@@ -199,32 +222,14 @@ fn our_client_calls_an_ocamlnet_server_over_tcp_and_udp() {
         let udp: SocketAddr = ([127, 0, 0, 1], udp[0].parse().unwrap()).into();
         echo_through(&tcp_client(tcp, &config).await, &[0, 1, 5, 1000, 65536]).await;
         echo_through(&udp_client(udp, &config).await, &[0, 7, 1000]).await;
-        // Ocamlnet's refusals, as our client reads them.
+        // Ocamlnet's refusals and its AUTH_SYS method, as our client reads them.
         let client = tcp_client(tcp, &config).await;
-        let other_version = client.call(PROG, 2, 0, Bytes::new()).await.unwrap();
-        assert_eq!(
-            other_version.outcome,
-            Err(ServerError::ProgMismatch { low: 1, high: 1 })
-        );
-        let no_such = client.call(PROG, 1, 9, Bytes::new()).await.unwrap();
-        assert_eq!(no_such.outcome, Err(ServerError::ProcUnavail));
+        refusals_and_whoami(&client).await;
         let garbage = client
             .call(PROG, 1, 1, Bytes::from_static(&[0, 0, 0, 9]))
             .await
             .unwrap();
         assert_eq!(garbage.outcome, Err(ServerError::GarbageArgs));
-        // WHOAMI: AUTH_SYS reaches Ocamlnet's auth method; without it, too weak.
-        let anonymous: Result<u32, _> = client.call_xdr(PROG, 1, 2, &()).await.unwrap();
-        assert_eq!(anonymous, Err(ServerError::AuthError(AuthStat::TooWeak)));
-        let sys = AuthSys {
-            uid: 1234,
-            gid: 56,
-            machine_name: "strata".into(),
-            ..AuthSys::default()
-        };
-        let as_sys = client.with_cred(sys.to_cred().unwrap());
-        let uid: Result<u32, _> = as_sys.call_xdr(PROG, 1, 2, &()).await.unwrap();
-        assert_eq!(uid, Ok(1234));
     });
 }
 
@@ -323,19 +328,7 @@ fn our_client_calls_the_rpcgen_server() {
             tcp_client(tcp, &config).await,
             udp_client(udp, &config).await,
         ] {
-            let anonymous: Result<u32, _> = client.call_xdr(PROG, 1, 2, &()).await.unwrap();
-            assert_eq!(anonymous, Err(ServerError::AuthError(AuthStat::TooWeak)));
-            let me = AuthSys::of_this_process().unwrap();
-            let as_sys = client.with_cred(me.to_cred().unwrap());
-            let uid: Result<u32, _> = as_sys.call_xdr(PROG, 1, 2, &()).await.unwrap();
-            assert_eq!(uid, Ok(me.uid));
-            let other_version = client.call(PROG, 2, 0, Bytes::new()).await.unwrap();
-            assert_eq!(
-                other_version.outcome,
-                Err(ServerError::ProgMismatch { low: 1, high: 1 })
-            );
-            let no_such = client.call(PROG, 1, 9, Bytes::new()).await.unwrap();
-            assert_eq!(no_such.outcome, Err(ServerError::ProcUnavail));
+            refusals_and_whoami(&client).await;
         }
     });
 }
