@@ -1,12 +1,12 @@
-//! The rpc-record step: `strata rpc serve`'s program over loopback TCP and UDP, pinged as
-//! rpcinfo pings it, then NULL calls pipelined 16 deep.
+//! The rpc-record step: a service over loopback TCP and UDP, pinged as rpcinfo pings it,
+//! then NULL and ECHO calls pipelined 16 deep.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use rpc_record::{
-    Client, Config, PeerAddr, Program, RecordDatagram, RecordStream, ServerError, Service,
-    serve_datagram, serve_stream,
+    CallContext, Client, Config, PeerAddr, Program, RecordDatagram, RecordStream, ServerError,
+    Service, serve_datagram, serve_stream,
 };
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -14,12 +14,17 @@ use super::Report;
 
 const PROG: u32 = 300000;
 
-/// A versionless ping over UDP and TCP, then pipelined NULL calls over TCP, each reply
-/// checked.
+/// A versionless ping over UDP and TCP, then pipelined calls over TCP (NULL of version 2,
+/// and ECHO of version 3: a string in, the same string back, through the XDR codec and a
+/// handler), each reply checked.
 pub async fn pipelined(scale: u32) -> Result<Report, String> {
     const IN_FLIGHT: usize = 16;
     let total = 20_000 * u64::from(scale);
-    let program = Service::from(Program::new(PROG, [2, 3]));
+    let program = Service::from(Program::new(PROG, [2, 3]).procedure(
+        3,
+        1,
+        |_: CallContext, text: String| async move { Ok::<_, ServerError>(text) },
+    ));
     let config = Config::default();
     let loopback = |e: std::io::Error| format!("cannot use loopback: {e}");
 
@@ -75,11 +80,18 @@ pub async fn pipelined(scale: u32) -> Result<Report, String> {
         }
         let client = client.clone();
         in_flight.push_back(tokio::spawn(async move {
-            let vers = 2 + (i % 2) as u32;
-            match client.call(PROG, vers, 0, Bytes::new()).await {
-                Ok(reply) if reply.outcome == Ok(Bytes::new()) => Ok(()),
-                Ok(reply) => Err(format!("call {i} came back wrong: {reply}")),
-                Err(e) => Err(format!("call {i} failed: {e}")),
+            if i % 2 == 0 {
+                return match client.call(PROG, 2, 0, Bytes::new()).await {
+                    Ok(reply) if reply.outcome == Ok(Bytes::new()) => Ok(()),
+                    Ok(reply) => Err(format!("call {i} came back wrong: {reply}")),
+                    Err(e) => Err(format!("call {i} failed: {e}")),
+                };
+            }
+            let text = format!("call {i}");
+            match client.call_xdr::<str, String>(PROG, 3, 1, &text).await {
+                Ok(Ok(echoed)) if echoed == text => Ok(()),
+                Ok(echoed) => Err(format!("ECHO {i} came back wrong: {echoed:?}")),
+                Err(e) => Err(format!("ECHO {i} failed: {e}")),
             }
         }));
     }
@@ -99,7 +111,8 @@ pub async fn pipelined(scale: u32) -> Result<Report, String> {
     Ok(Report {
         detail: format!(
             "versionless ping over UDP {udp} (PROG_MISMATCH 2..=3, then versions 2 and 3 ready); \
-             {total} NULL calls, {IN_FLIGHT} in flight, over TCP {tcp}, every xid matched"
+             {total} calls (NULL, and ECHO through a handler), {IN_FLIGHT} in flight, over TCP \
+             {tcp}, every xid matched and every echo checked"
         ),
         units: total,
         unit: "calls",
