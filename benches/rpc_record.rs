@@ -13,8 +13,9 @@
 //! - `echo_1KiB`: ECHO calls of program 300002 (`examples/rpc_echo.rs`) with a 1 KiB
 //!   string, over one loopback TCP connection. `servers_16` and `servers_64`: 16 (and 64)
 //!   in flight from a blocking load generator that costs the server as little as it can,
-//!   against our service (on a runtime of one thread, as `svc_run` is one) and against the
-//!   rpcgen/libtirpc C server of the same program (target: at least 2x it at 16). Then the
+//!   against our service (on a runtime of one thread, as `svc_run` is one), the same with
+//!   `Config::busy_poll` of 50 µs, and the rpcgen/libtirpc C server of the same program
+//!   (target: at least 2x it at 16). Then the
 //!   clients against that C server: `clients_1`, one call at a time (all an rpcgen client
 //!   can do), ours against rpcgen's C client; `clients_16`, ours with 16 in flight. The C
 //!   peers are built by `tests/peers/rpcgen/build.sh` (rpcgen and libtirpc-dev); without
@@ -235,9 +236,9 @@ fn rpcgen_peers() -> Option<std::path::PathBuf> {
     built.then_some(out)
 }
 
-/// Our ECHO service on loopback TCP, served on a thread of its own by a runtime of one
-/// thread; its address.
-fn echo_service() -> std::net::SocketAddr {
+/// Our ECHO service on loopback TCP with `config`, served on a thread of its own by a
+/// runtime of one thread; its address.
+fn echo_service(config: Config) -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -257,10 +258,8 @@ fn echo_service() -> std::net::SocketAddr {
                 let (stream, _) = listener.accept().await.unwrap();
                 stream.set_nodelay(true).unwrap();
                 let service = std::sync::Arc::clone(&service);
-                tokio::spawn(async move {
-                    let mut stream = RecordStream::new(stream, &Config::default());
-                    serve_stream(&mut stream, &service).await
-                });
+                let mut stream = RecordStream::new(stream, &config);
+                tokio::spawn(async move { serve_stream(&mut stream, &service).await });
             }
         });
     });
@@ -340,7 +339,12 @@ fn echo_1kib(c: &mut Criterion) {
         .build()
         .unwrap();
     let text: &'static str = Box::leak("x".repeat(1024).into_boxed_str());
-    let ours = echo_service();
+    let ours = echo_service(Config::default());
+    // The same, busy polling each connection for 50 µs after its last call.
+    let busy = echo_service(Config {
+        busy_poll: Some(Duration::from_micros(50)),
+        ..Config::default()
+    });
     let peers = rpcgen_peers();
     if peers.is_none() {
         eprintln!("the rpcgen peers cannot be built: only our service is measured");
@@ -384,7 +388,8 @@ fn echo_1kib(c: &mut Criterion) {
     let mut group = c.benchmark_group("rpc_record/echo_1KiB");
     group.throughput(Throughput::Elements(1));
     let record = echo_record();
-    let servers = std::iter::once(("strata_service", ours))
+    let servers = [("strata_service", ours), ("strata_service_busy_poll", busy)]
+        .into_iter()
         .chain(c_server.as_ref().map(|(_, addr)| ("rpcgen_server", *addr)));
     for (name, addr) in servers {
         for window in [16, 64] {

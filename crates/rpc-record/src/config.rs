@@ -51,6 +51,13 @@ pub struct Config {
     /// handlers' futures cancelled) and the connection ends, so that a handler that never
     /// finishes cannot hold a closed connection for ever. `None`: no limit. Default 30 s.
     pub drain_timeout: Option<Duration>,
+    /// How long [`serve_stream`](crate::serve_stream) keeps polling a connection that has
+    /// nothing to do, after its last call, before it waits for the kernel to wake it: the
+    /// next call is then taken without a sleep and a wake-up, which on a loopback or fast
+    /// link costs more than the call itself. It trades CPU for latency, as Linux's
+    /// `SO_BUSY_POLL` does: each connection spins for up to this long after each burst, so
+    /// it suits a few busy connections, not many idle ones. `None` (the default): never.
+    pub busy_poll: Option<Duration>,
     /// How many replies a datagram server keeps to answer a retransmitted call without
     /// running it again (the duplicate-request cache); 0 turns it off. Default 256.
     pub reply_cache: usize,
@@ -72,6 +79,7 @@ impl Default for Config {
             call_timeout: Some(Duration::from_secs(25)),
             max_calls: 64,
             drain_timeout: Some(Duration::from_secs(30)),
+            busy_poll: None,
             reply_cache: 256,
             reply_cache_bytes: 1024 * 1024,
         }

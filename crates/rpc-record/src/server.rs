@@ -15,7 +15,7 @@ use tracing::{debug, trace, warn};
 const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 use crate::reply_cache::{CallKey, ReplyCache, Seen};
-use crate::service::{Answer, settle};
+use crate::service::{Answer, poll_settle, settle};
 use crate::{
     AcceptAll, DatagramSocket, Error, Peer, PeerAddr, Record, RecordDatagram, RecordStream, Reply,
     Service,
@@ -53,6 +53,9 @@ where
     let drain_timeout = stream.drain_timeout;
     // Once the peer has closed its side: how long the calls that still run may take.
     let mut draining: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let busy_poll = stream.busy_poll;
+    // Since when there has been nothing to do, while busy polling.
+    let mut idle_since: Option<tokio::time::Instant> = None;
     let result = poll_fn(|cx| {
         loop {
             // Replies of the calls that finished.
@@ -64,16 +67,26 @@ where
             if !ended && !backed_up && running.len() < max_calls {
                 match stream.poll_read_with(cx, &mut AcceptAll) {
                     Poll::Ready(Ok(Some(Record::Accept(message)))) => {
+                        idle_since = None;
                         let held = message.len() + CALL_COST;
                         match service.answer(message, &peer) {
                             Answer::Now(Some(reply)) => queue(stream, &mut scratch, &reply),
                             Answer::Now(None) => {}
-                            Answer::Later(xid, future) => {
-                                stream.lent += held;
-                                running.push(Box::pin(async move {
-                                    let outcome = settle(xid, future).await;
-                                    (Reply { xid, outcome }, held)
-                                }));
+                            // A handler that answers at once is answered here, without
+                            // a place among the calls that run.
+                            Answer::Later(xid, mut future) => {
+                                match poll_settle(xid, &mut future, cx) {
+                                    Poll::Ready(outcome) => {
+                                        queue(stream, &mut scratch, &Reply { xid, outcome });
+                                    }
+                                    Poll::Pending => {
+                                        stream.lent += held;
+                                        running.push(Box::pin(async move {
+                                            let outcome = settle(xid, future).await;
+                                            (Reply { xid, outcome }, held)
+                                        }));
+                                    }
+                                }
                             }
                         }
                         continue;
@@ -101,6 +114,15 @@ where
                         );
                         return Poll::Ready(Ok(()));
                     }
+                }
+            }
+            if let (Some(spin), false) = (busy_poll, ended) {
+                // Busy polling: ask to be polled again at once, so that the runtime looks
+                // at the socket without going to sleep, until `spin` has passed idle.
+                let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() < spin {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
             }
             return match ended && running.is_empty() {

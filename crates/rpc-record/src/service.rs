@@ -187,6 +187,22 @@ impl Answer {
     }
 }
 
+/// Polls a handler's future once: its outcome if it is ready (SYSTEM_ERR if it panics), for
+/// the handlers that answer at once without a task of their own.
+pub(crate) fn poll_settle(
+    xid: Xid,
+    future: &mut OutcomeFuture,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Outcome> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        Ok(poll) => poll,
+        Err(_) => {
+            warn!(%xid, "handler panicked: SYSTEM_ERR");
+            std::task::Poll::Ready(Err(ServerError::SystemErr))
+        }
+    }
+}
+
 /// The outcome of a handler's future; SYSTEM_ERR if it panics.
 pub(crate) async fn settle(xid: Xid, future: OutcomeFuture) -> Outcome {
     match AssertUnwindSafe(future).catch_unwind().await {

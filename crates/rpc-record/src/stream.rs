@@ -71,6 +71,8 @@ pub struct RecordStream<T> {
     pub(crate) max_calls: usize,
     /// How long `serve_stream` lets calls run once the peer has closed.
     pub(crate) drain_timeout: Option<Duration>,
+    /// How long `serve_stream` busy-polls an idle connection.
+    pub(crate) busy_poll: Option<Duration>,
     /// Bytes of records read that calls in progress still hold (`serve_stream`'s), counted
     /// as the stream's own against its budget.
     pub(crate) lent: usize,
@@ -114,6 +116,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
             max_unsent: config.max_unsent,
             max_calls: config.max_calls.max(1),
             drain_timeout: config.drain_timeout,
+            busy_poll: config.busy_poll,
             lent: 0,
         }
     }

@@ -244,3 +244,76 @@ async fn a_connection_whose_peer_closed_ends_after_the_drain_timeout_even_if_a_c
     let ended = tokio::time::timeout(Duration::from_secs(1), served).await;
     assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
 }
+
+/// A stream that counts how often it is asked for bytes.
+struct Counted<T> {
+    io: T,
+    reads: Arc<AtomicUsize>,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn a_busy_polling_server_spins_after_a_call_then_sleeps_and_answers_as_any_other() {
+    let service = sleepy(Arc::default(), Arc::default());
+    let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+    let reads = Arc::new(AtomicUsize::new(0));
+    let ours = Counted {
+        io: ours,
+        reads: Arc::clone(&reads),
+    };
+    let config = Config {
+        busy_poll: Some(Duration::from_millis(20)),
+        ..Config::default()
+    };
+    let served =
+        tokio::spawn(
+            async move { serve_stream(&mut RecordStream::new(ours, &config), &service).await },
+        );
+    for round in 0..3 {
+        peer.write_all(&call_record(round, 0)).await.unwrap();
+        assert_eq!(read_reply(&mut peer).await.xid, Xid(round));
+        // It spins: asks the stream for bytes again and again while idle...
+        let spinning = reads.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let after_spin = reads.load(Ordering::Relaxed);
+        assert!(after_spin > spinning + 10, "it polls while it spins");
+        // ...and no longer once the spin has passed: it sleeps until the next call.
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(reads.load(Ordering::Relaxed), after_spin, "asleep");
+    }
+    drop(peer);
+    let ended = tokio::time::timeout(Duration::from_secs(5), served).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+}
