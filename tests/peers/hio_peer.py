@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """A memo peer built on the real hio 0.7.20 PeerMemoer, for Strata's interop tests.
 
-    hio_peer.py recv (--udp PORT | --uxd PATH) [--authic] [--count N] [--timeout S]
+    hio_peer.py recv (--udp PORT | --uxd PATH) [--authic] [--keep VID=QVK]... [--count N]
+                     [--timeout S]
         prints "LISTENING <port or path>", then one JSON line per memo
         {"memo": ..., "src": ..., "vid": ...}; exits 0 after N memos, 2 on timeout
     hio_peer.py send (--udp PORT | --uxd PATH) [--bind PATH] [--size N] [--curt]
-                     [--seed HEX] MEMO...
+                     [--seed HEX [--vid VID]] MEMO...
         sends each MEMO (an argument, or @LEN for LEN bytes of a known pattern) and exits
         once every gram has gone out
     hio_peer.py pattern LEN
@@ -70,7 +71,12 @@ def make_peer(args, **kwa):
 
 
 def recv(args):
-    peer = make_peer(args, authic=args.authic)
+    # hio's keep: any vid to any verifying key (qvk qb64), no signing seed.
+    keep = {}
+    for entry in args.keep or []:
+        vid, qvk = entry.split("=", 1)
+        keep[vid] = Keyage(qvk=qvk, qss=None)
+    peer = make_peer(args, authic=args.authic, keep=keep)
     where = peer.ls.getsockname()[1] if args.udp is not None else peer.path
     print("LISTENING", where, flush=True)
     deadline = time.monotonic() + args.timeout
@@ -98,7 +104,8 @@ def send(args):
     if args.seed:
         seed = bytes.fromhex(args.seed)
         verkey, _sigkey = pysodium.crypto_sign_seed_keypair(seed)
-        vid = Memoer._encodeVID(verkey, "B")
+        # Signed under the seed's B vid, or under any vid given (hio's keep allows it).
+        vid = args.vid or Memoer._encodeVID(verkey, "B")
         keyage = Keyage(qvk=Memoer._encodeQVK(verkey, "B"), qss=Memoer._encodeQSS(seed))
         kwa.update(code=MemoDex.GramAuthZero, vid=vid, keep={vid: keyage})
     peer = make_peer(args, **kwa)
@@ -163,6 +170,7 @@ def main():
         where.add_argument("--uxd")
         if name == "recv":
             p.add_argument("--authic", action="store_true")
+            p.add_argument("--keep", action="append")
             p.add_argument("--count", type=int)
             p.add_argument("--timeout", type=float, default=30)
         else:
@@ -170,6 +178,7 @@ def main():
             p.add_argument("--size", type=int)
             p.add_argument("--curt", action="store_true")
             p.add_argument("--seed")
+            p.add_argument("--vid")
             p.add_argument("memos", nargs="+")
     p = sub.add_parser("bench")
     where = p.add_mutually_exclusive_group(required=True)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use memogram::{Config, Encoding, Link, Memo, Receiver, Seed, Sender, Signer};
+use memogram::{Config, Encoding, Link, Memo, Receiver, Seed, Sender, Signer, Vid};
 use serde_json::json;
 
 use crate::error::CliError;
@@ -51,6 +51,11 @@ struct Listen {
     /// Accept signed grams only (hio's authic).
     #[arg(long)]
     authic: bool,
+    /// Hold VERKEY as the key of VID, whatever the vid (hio's keep): memos signed under VID
+    /// verify with it. Both in qb64 as hio writes them (VID a `B`, `D` or `E` vid; VERKEY a
+    /// `B` or `D` verifying key). Repeatable.
+    #[arg(long, value_name = "VID=VERKEY", value_parser = parse_keep)]
+    keep: Vec<(Vid, [u8; 32])>,
     /// Exit after this many memos.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
@@ -85,6 +90,10 @@ struct Send {
     /// Sign every gram with this seed (qb64, as `memo keygen` prints it).
     #[arg(long, value_name = "SEED", value_parser = parse_seed)]
     sign: Option<Seed>,
+    /// Sign under this vid (qb64) instead of the seed's `B` vid: any vid the receivers hold
+    /// the seed's key for (hio's keep), such as a `D` or `E` vid.
+    #[arg(long, value_name = "VID", requires = "sign", value_parser = parse_vid)]
+    vid: Option<Vid>,
     /// The memos, each sent as its UTF-8 bytes.
     #[arg(value_name = "MEMO", required = true)]
     memos: Vec<String>,
@@ -105,10 +114,13 @@ pub async fn run(args: Args) -> Result<(), CliError> {
 }
 
 async fn run_listen(args: Listen) -> Result<(), CliError> {
-    let config = Config {
+    let mut config = Config {
         authic: args.authic,
         ..Config::default()
     };
+    for (vid, key) in &args.keep {
+        config.keys.insert(*vid, *key);
+    }
     let timeout = args.timeout.map(Duration::from_secs_f64);
     match (args.udp, &args.uxd) {
         (Some(addr), _) => {
@@ -228,7 +240,11 @@ fn shape<L: Link>(mut sender: Sender<L>, args: &Send, encoding: Encoding) -> Sen
         sender = sender.size(size);
     }
     if let Some(seed) = &args.sign {
-        sender = sender.signer(Signer::from_seed(seed));
+        let signer = Signer::from_seed(seed);
+        sender = sender.signer(match args.vid {
+            Some(vid) => signer.with_vid(vid),
+            None => signer,
+        });
     }
     sender
 }
@@ -246,6 +262,23 @@ async fn send_all<L: Link>(
         println!("{}", json!({"mid": mid.to_qb64(), "len": memo.len()}));
     }
     Ok(())
+}
+
+fn parse_vid(text: &str) -> Result<Vid, String> {
+    Vid::from_qb64(text.trim().as_bytes()).map_err(|e| e.to_string())
+}
+
+/// `VID=VERKEY`: a vid, and the verifying key it names (a `B` or `D` qb64 key, as hio's
+/// `Keyage.qvk`).
+fn parse_keep(text: &str) -> Result<(Vid, [u8; 32]), String> {
+    let (vid, key) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not VID=VERKEY"))?;
+    let key = parse_vid(key).map_err(|e| format!("VERKEY: {e}"))?;
+    if key.code() == memogram::VidCode::E {
+        return Err("VERKEY: a key is qb64 with code B or D, not E (a digest)".into());
+    }
+    Ok((parse_vid(vid).map_err(|e| format!("VID: {e}"))?, *key.raw()))
 }
 
 fn parse_seed(text: &str) -> Result<Seed, String> {

@@ -270,3 +270,101 @@ fn both_ways_over_unix_datagram_sockets() {
         let _ = std::fs::remove_file(path);
     }
 }
+
+/// A vid that is not the seed's: an `E` vid that is no digest of the key, or a `D` vid of
+/// another (rotated) key. hio's keep maps either to the seed's key.
+fn foreign_vids() -> [String; 2] {
+    [
+        memogram::Vid::new(memogram::VidCode::E, [5; 32]).to_qb64(),
+        memogram::Vid::new(memogram::VidCode::D, [6; 32]).to_qb64(),
+    ]
+}
+
+#[test]
+#[ignore = "needs the real hio: scripts/test sets it up"]
+fn memos_signed_under_any_vid_a_keep_holds_go_both_ways() {
+    let [e_vid, d_vid] = foreign_vids();
+    // VID is the seed's B vid, which is also its verifying key in qb64 (hio's qvk).
+    let keep = [format!("{e_vid}={VID}"), format!("{d_vid}={VID}")];
+    for uxd in [false, true] {
+        let how = if uxd { "--uxd" } else { "--udp" };
+        // hio receives what strata signs under those vids, holding the key in its keep.
+        let hio_path = temp_path("keep-hio-recv");
+        let hio_at = match uxd {
+            true => hio_path.to_str().unwrap().to_owned(),
+            false => "0".to_owned(),
+        };
+        let mut args = vec![how, hio_at.as_str(), "--count", "2", "--timeout", "30"];
+        for entry in &keep {
+            args.extend(["--keep", entry.as_str()]);
+        }
+        let hio = HioReceiver::start(&args);
+        let dest = match uxd {
+            true => hio.at.clone(),
+            false => format!("127.0.0.1:{}", hio.at),
+        };
+        for vid in [&e_vid, &d_vid] {
+            let memo = format!("signed as {vid}");
+            strata_send(&[how, &dest, "--sign", SEED_QB64, "--vid", vid, &memo]);
+        }
+        let (memos, status) = hio.finish();
+        assert!(status.success(), "hio exited with {status} (uxd: {uxd})");
+        assert_eq!(
+            memos_and_vids(&memos),
+            [
+                (format!("signed as {e_vid}"), json!(e_vid)),
+                (format!("signed as {d_vid}"), json!(d_vid)),
+            ],
+            "uxd: {uxd}"
+        );
+        let _ = std::fs::remove_file(&hio_path);
+
+        // strata receives what hio signs under them, given the key with --keep.
+        let ours = temp_path("keep-strata-recv");
+        let listen_at = match uxd {
+            true => ours.to_str().unwrap().to_owned(),
+            false => "127.0.0.1:0".to_owned(),
+        };
+        let mut listen = vec!["memo", "listen", how, listen_at.as_str(), "--count", "2"];
+        listen.extend(["--timeout", "30"]);
+        for entry in &keep {
+            listen.extend(["--keep", entry.as_str()]);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(&listen)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("strata memo listen starts");
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        let listening = lines.next().unwrap().unwrap();
+        let at = listening.strip_prefix("listening ").unwrap().to_owned();
+        let to = match uxd {
+            true => at,
+            false => at.rsplit_once(':').unwrap().1.to_owned(),
+        };
+        let from = temp_path("keep-hio-send");
+        for vid in [&e_vid, &d_vid] {
+            let mut send = vec![how, to.as_str(), "--seed", SEED_HEX, "--vid", vid];
+            if uxd {
+                send.extend(["--bind", from.to_str().unwrap()]);
+            }
+            send.push("from hio");
+            hio_send(&send);
+        }
+        let got: Vec<Value> = lines
+            .take(2)
+            .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+            .collect();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(
+            memos_and_vids(&got),
+            [
+                ("from hio".to_string(), json!(e_vid)),
+                ("from hio".to_string(), json!(d_vid)),
+            ],
+            "uxd: {uxd}"
+        );
+        let _ = std::fs::remove_file(&from);
+    }
+}

@@ -47,6 +47,11 @@ pub struct Config {
     /// the real one (within this count), so that it cannot take the real one's place.
     /// Default 64.
     pub max_early_grams: usize,
+    /// How many completed memos a receiver remembers, by source and mid, so that a replayed
+    /// or duplicated memo is counted ([`Stats::replayed`](crate::Stats::replayed)) and
+    /// traced, not delivered twice. hio delivers it again; 0 does as hio does. The oldest is
+    /// forgotten first. Default 4096.
+    pub replay_window: usize,
     /// Accept signed grams only (hio's `authic`).
     pub authic: bool,
     /// Beyond hio: when set, signed memos are accepted only from these vids.
@@ -67,6 +72,7 @@ impl Default for Config {
             max_source_memos: 1024,
             max_source_bytes: 16 << 20,
             max_early_grams: 64,
+            replay_window: 4096,
             authic: false,
             allowed: None,
             keys: Keys::default(),

@@ -11,7 +11,10 @@ use tokio::io::ReadBuf;
 use tokio::time::Sleep;
 use tracing::{debug, trace, warn};
 
-use crate::{Config, Encoding, Error, Link, Memo, Mid, Reassembly, Shape, Signer, segment};
+use crate::{
+    Config, Encoding, Error, Link, Memo, Mid, Reassembly, Shape, Signer, Trust, TrustHandle,
+    segment,
+};
 
 /// The send half: cuts each memo into grams (hio's `rend`) and sends them in order.
 ///
@@ -137,6 +140,9 @@ pub struct Receiver<L: Link> {
     reassembly: Reassembly<L::Addr>,
     buf: Vec<u8>,
     timer: Pin<Box<Sleep>>,
+    trust: TrustHandle,
+    /// The version of `trust` in use.
+    trusted: u64,
 }
 
 /// How many datagrams a receiver takes in one poll before it lets other tasks run: a flood
@@ -152,12 +158,27 @@ impl<L: Link> Receiver<L> {
         config.max_gram_size = config.max_gram_size.min(L::MAX_GRAM_SIZE);
         // One byte over the largest datagram: a longer one shows as truncated.
         let buf = vec![0; config.max_gram_size + 1];
+        let trust = TrustHandle::new(Trust::of(&config));
         Receiver {
             link,
             reassembly: Reassembly::new(config),
             buf,
             timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            trust,
+            trusted: 0,
         }
+    }
+
+    /// A handle to replace whom this receiver believes (keys, allow-list, `authic`) while
+    /// it runs.
+    pub fn trust(&self) -> TrustHandle {
+        self.trust.clone()
+    }
+
+    /// What it has done so far: grams, memos, and what was refused, replayed, expired or
+    /// evicted.
+    pub fn stats(&self) -> crate::Stats {
+        self.reassembly.stats()
     }
 
     /// The next memo (the stream's `next`, without `StreamExt`).
@@ -176,6 +197,10 @@ impl<L: Link> Receiver<L> {
     }
 
     fn poll_memo(&mut self, cx: &mut Context<'_>) -> Poll<Result<Memo<L::Addr>, Error>> {
+        if let Some(trust) = self.trust.changed(&mut self.trusted) {
+            debug!("trust replaced");
+            self.reassembly.set_trust(trust);
+        }
         for _ in 0..DATAGRAMS_PER_POLL {
             // The timer is armed for the oldest incomplete memo, and again after it fires.
             while let Some(deadline) = self.reassembly.next_deadline() {

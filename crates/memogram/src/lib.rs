@@ -14,6 +14,7 @@ mod primitive;
 mod reassembly;
 mod segment;
 mod sign;
+mod trust;
 
 pub use code::{Code, Encoding};
 pub use config::Config;
@@ -28,3 +29,4 @@ pub use primitive::{Mid, Seed, Signature, Vid, VidCode};
 pub use reassembly::{GRAM_COST, MEMO_COST, Pending, Reassembly, SOURCE_COST, Stats};
 pub use segment::{Shape, segment};
 pub use sign::{Signer, verify};
+pub use trust::{Trust, TrustHandle};

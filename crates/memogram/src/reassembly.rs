@@ -2,7 +2,7 @@
 //! it each datagram with its source and the time, and asks it to expire old state.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::ops::Range;
@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use foldhash::fast::RandomState;
 use tracing::{debug, trace};
 
-use crate::{Config, Error, Gram, Memo, Mid, Vid, verify};
+use crate::{Config, Error, Gram, Memo, Mid, Trust, Vid, verify};
 
 /// What one stored gram costs against [`Config::max_pending_bytes`] beyond its datagram's
 /// length: the bookkeeping around it (its entry in its memo's B-tree, about 80 bytes with the
@@ -50,6 +50,9 @@ pub struct Stats {
     /// Datagrams longer than [`Config::max_gram_size`], dropped unread by the
     /// [`Receiver`](crate::Receiver).
     pub oversize: u64,
+    /// Grams of a memo already delivered (by source and mid, within
+    /// [`Config::replay_window`]), dropped: a replay, or a duplicate the network made.
+    pub replayed: u64,
 }
 
 /// How much incomplete state is held now.
@@ -286,6 +289,9 @@ pub struct Reassembly<S> {
     latest: Option<Instant>,
     cost: usize,
     stats: Stats,
+    /// Memos delivered, by source and mid, the oldest first ([`Config::replay_window`]).
+    delivered: HashSet<(S, Mid), RandomState>,
+    delivered_order: VecDeque<(S, Mid)>,
 }
 
 impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
@@ -300,7 +306,18 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
             latest: None,
             cost: 0,
             stats: Stats::default(),
+            delivered: HashSet::default(),
+            delivered_order: VecDeque::new(),
         }
+    }
+
+    /// Replaces whom it believes: keys, allow-list and `authic` (see
+    /// [`TrustHandle`](crate::TrustHandle)). Memos whose first gram was verified already keep
+    /// their signer.
+    pub fn set_trust(&mut self, trust: Trust) {
+        self.config.keys = trust.keys;
+        self.config.allowed = trust.allowed;
+        self.config.authic = trust.authic;
     }
 
     /// Takes one datagram from `source` at time `now`, and hands out the memo it completes.
@@ -318,11 +335,31 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         self.expire(now);
         self.stats.grams += 1;
         let result = self.take(datagram, &source, now);
-        if let Err(e) = &result {
-            self.stats.rejected += 1;
-            debug!(?source, error = %e, "gram refused");
+        match &result {
+            Err(e) => {
+                self.stats.rejected += 1;
+                debug!(?source, error = %e, "gram refused");
+            }
+            Ok(Some(memo)) => self.remember(source, memo.mid()),
+            Ok(None) => {}
         }
         result
+    }
+
+    /// Remembers a delivered memo within the replay window.
+    fn remember(&mut self, source: S, mid: Mid) {
+        if self.config.replay_window == 0 {
+            return;
+        }
+        let key = (source, mid);
+        if self.delivered.insert(key.clone()) {
+            self.delivered_order.push_back(key);
+        }
+        while self.delivered_order.len() > self.config.replay_window {
+            if let Some(oldest) = self.delivered_order.pop_front() {
+                self.delivered.remove(&oldest);
+            }
+        }
     }
 
     /// Drops the incomplete memos whose timeout has passed at `now`; returns how many.
@@ -392,6 +429,11 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
             });
         }
         let key = (source.clone(), gram.mid());
+        if self.delivered.contains(&key) {
+            self.stats.replayed += 1;
+            debug!(?source, mid = %key.1, "a gram of a memo already delivered: dropped (replay)");
+            return Ok(None);
+        }
         match gram.count() {
             Some(count) => self.take_first(key, gram, count, now),
             None => self.take_later(key, gram, now),

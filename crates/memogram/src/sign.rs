@@ -37,6 +37,13 @@ impl Signer {
         Signer { vid, ..self }
     }
 
+    /// The same key, named by `vid`, whatever it is: hio's keep lets a sender sign under
+    /// any vid its receivers hold this key for (a KERI identifier whose key was rotated, an
+    /// `E` vid that is not a digest of the key).
+    pub fn with_vid(self, vid: Vid) -> Signer {
+        Signer { vid, ..self }
+    }
+
     /// Its vid.
     pub fn vid(&self) -> Vid {
         self.vid

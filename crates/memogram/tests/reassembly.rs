@@ -44,7 +44,11 @@ fn duplicates_are_ignored_and_the_first_copy_wins() {
     let (mid, grams) = cut(b"one two three four five six", 36, None);
     assert!(grams.len() >= 3);
     let now = Instant::now();
-    let mut r = Reassembly::new(Config::default());
+    // As hio does (no replay window): a memo whole again from second copies is handed out.
+    let mut r = Reassembly::new(Config {
+        replay_window: 0,
+        ..Config::default()
+    });
     // A forged copy of gram 1 comes first, then the real one: the forged one is kept.
     let forged = handmade("bAAB", 1, mid, b"XXXX");
     assert_eq!(r.receive(forged, "a", now).unwrap(), None);
@@ -61,16 +65,49 @@ fn duplicates_are_ignored_and_the_first_copy_wins() {
     assert!(memos[0].text().unwrap().contains("XXXX"));
     assert_eq!(memos[1].text().unwrap(), "one two three four five six");
     assert!(r.stats().duplicates >= 1);
+    // With the default replay window, the second copies are a replay: dropped, counted.
+    let mut r = Reassembly::new(Config::default());
+    let mut memos = Vec::new();
+    for gram in grams.iter().chain(&grams) {
+        memos.extend(r.receive(gram.clone(), "a", now).unwrap());
+    }
+    assert_eq!(memos.len(), 1);
+    assert_eq!(r.stats().replayed, grams.len() as u64);
 }
 
 #[test]
-fn a_replayed_memo_is_handed_out_again_as_hio_does() {
+fn a_replayed_memo_is_handed_out_again_as_hio_does_without_a_replay_window() {
     let (_, grams) = cut(b"replay me please, twice", 36, None);
-    let mut r = Reassembly::new(Config::default());
+    let mut r = Reassembly::new(Config {
+        replay_window: 0,
+        ..Config::default()
+    });
     let now = Instant::now();
     assert_eq!(feed(&mut r, &grams, now).len(), 1);
     assert_eq!(feed(&mut r, &grams, now).len(), 1);
     assert_eq!(r.stats().memos, 2);
+}
+
+#[test]
+fn a_replayed_memo_is_counted_not_delivered_twice_within_the_replay_window() {
+    let (_, grams) = cut(b"replay me please, twice", 36, None);
+    let (_, single) = cut(b"one gram", 1000, None);
+    assert_eq!(single.len(), 1);
+    let mut r = Reassembly::new(Config {
+        replay_window: 2,
+        ..Config::default()
+    });
+    let now = Instant::now();
+    assert_eq!(feed(&mut r, &grams, now).len(), 1);
+    assert_eq!(feed(&mut r, &grams, now).len(), 0, "the replay is dropped");
+    assert_eq!(r.stats().replayed, grams.len() as u64);
+    assert_eq!(feed(&mut r, &single, now).len(), 1);
+    assert_eq!(feed(&mut r, &single, now).len(), 0, "a one-gram memo too");
+    // The same mid from another source is another memo.
+    assert!(r.receive(single[0].clone(), "b", now).unwrap().is_some());
+    // The window holds the last 2 memos delivered: the first has been forgotten.
+    assert_eq!(feed(&mut r, &grams, now).len(), 1);
+    assert_eq!(r.stats().memos, 4);
 }
 
 #[test]
