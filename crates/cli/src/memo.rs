@@ -81,7 +81,8 @@ struct Send {
     /// DEST's family), a path for UXD (default: unbound, so the receiver sees no source).
     #[arg(long, value_name = "ADDR|PATH")]
     bind: Option<String>,
-    /// The gram size (default hio's: 1240 for UDP, 65535 for UXD).
+    /// The gram size (default 1232 for UDP, which an IPv6 path with a 1280-byte MTU carries
+    /// whole; hio's 65535 for UXD).
     #[arg(long, value_name = "N")]
     size: Option<usize>,
     /// Binary headers (hio's curt mode).
@@ -146,7 +147,7 @@ async fn run_listen(args: Listen) -> Result<(), CliError> {
                 }
             })
             .await;
-            let _ = std::fs::remove_file(path);
+            // The socket file goes with the socket.
             printed
         }
         (None, None) => crate::packet::usage("give --udp or --uxd"),
@@ -224,11 +225,8 @@ async fn run_send(args: Send) -> Result<(), CliError> {
                 listen_error(at, e)
             })?;
             let sender = shape(Sender::new(Arc::new(socket), config), &args, encoding);
-            let sent = send_all(&sender, &args.memos, dest).await;
-            if let Some(bind) = bind {
-                let _ = std::fs::remove_file(bind);
-            }
-            sent
+            // A bound socket's file goes with the socket.
+            send_all(&sender, &args.memos, dest).await
         }
         (None, None) => crate::packet::usage("give --udp or --uxd"),
     }

@@ -12,8 +12,8 @@ use tokio::time::Sleep;
 use tracing::{debug, trace, warn};
 
 use crate::{
-    Config, Encoding, Error, Link, Memo, Mid, Reassembly, Shape, Signer, Trust, TrustHandle,
-    segment,
+    Config, Direction, Encoding, Error, Link, Memo, Mid, Reassembly, Shape, Signer, Trust,
+    TrustHandle, WireLog, segment,
 };
 
 /// The send half: cuts each memo into grams (hio's `rend`) and sends them in order.
@@ -42,27 +42,29 @@ use crate::{
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct Sender<L> {
+pub struct Sender<L: Link> {
     link: Arc<L>,
     shape: Shape,
     signer: Option<Signer>,
     config: Config,
+    wire_log: Option<WireLog<L::Addr>>,
 }
 
-impl<L> Clone for Sender<L> {
-    /// Another sender over the same link, with the same shape and signer.
+impl<L: Link> Clone for Sender<L> {
+    /// Another sender over the same link, with the same shape, signer and wire log.
     fn clone(&self) -> Self {
         Sender {
             link: Arc::clone(&self.link),
             shape: self.shape,
             signer: self.signer.clone(),
             config: self.config.clone(),
+            wire_log: self.wire_log.clone(),
         }
     }
 }
 
 impl<L: Link> Sender<L> {
-    /// A sender over `link`, with text headers, the link's usual gram size (1240 for UDP,
+    /// A sender over `link`, with text headers, the link's usual gram size (1232 for UDP,
     /// 65535 for Unix) and no signing. `config.max_gram_size` is capped at the link's limit.
     pub fn new(link: Arc<L>, mut config: Config) -> Sender<L> {
         config.max_gram_size = config.max_gram_size.min(L::MAX_GRAM_SIZE);
@@ -74,7 +76,14 @@ impl<L: Link> Sender<L> {
             },
             signer: None,
             config,
+            wire_log: None,
         }
+    }
+
+    /// Shows every gram sent to `log` (hio's `wl`).
+    pub fn wire_log(mut self, log: WireLog<L::Addr>) -> Sender<L> {
+        self.wire_log = Some(log);
+        self
     }
 
     /// Grams of `size` bytes (clamped as [`Shape::size`] says).
@@ -108,6 +117,9 @@ impl<L: Link> Sender<L> {
         let grams = segment(memo, mid, &self.shape, self.signer.as_ref(), &self.config)?;
         for gram in &grams {
             let sent = self.link.send_to(gram, dst).await?;
+            if let Some(log) = &self.wire_log {
+                log.log(Direction::Sent, dst, &gram[..sent]);
+            }
             if sent != gram.len() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::WriteZero,
@@ -143,6 +155,7 @@ pub struct Receiver<L: Link> {
     trust: TrustHandle,
     /// The version of `trust` in use.
     trusted: u64,
+    wire_log: Option<WireLog<L::Addr>>,
 }
 
 /// How many datagrams a receiver takes in one poll before it lets other tasks run: a flood
@@ -166,7 +179,14 @@ impl<L: Link> Receiver<L> {
             timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
             trust,
             trusted: 0,
+            wire_log: None,
         }
+    }
+
+    /// Shows every datagram received to `log` (hio's `wl`), before it is checked.
+    pub fn wire_log(mut self, log: WireLog<L::Addr>) -> Receiver<L> {
+        self.wire_log = Some(log);
+        self
     }
 
     /// A handle to replace whom this receiver believes (keys, allow-list, `authic`) while
@@ -225,6 +245,9 @@ impl<L: Link> Receiver<L> {
                 Poll::Pending => return Poll::Pending,
             };
             let datagram = read.filled();
+            if let Some(log) = &self.wire_log {
+                log.log(Direction::Received, &source, datagram);
+            }
             if datagram.len() == capacity {
                 warn!(
                     ?source,

@@ -15,6 +15,7 @@ mod reassembly;
 mod segment;
 mod sign;
 mod trust;
+mod wire_log;
 
 pub use code::{Code, Encoding};
 pub use config::Config;
@@ -22,7 +23,7 @@ pub use driver::{Receiver, Sender};
 pub use error::Error;
 pub use gram::Gram;
 pub use keys::Keys;
-pub use link::{Link, UDP_BUFFER, UXD_BUFFER, bind_udp, bind_uxd};
+pub use link::{Link, UDP_BUFFER, UXD_BUFFER, UxdSocket, bind_udp, bind_uxd};
 pub use memo::Memo;
 pub use memory::{MemoryLink, MemoryNet};
 pub use primitive::{Mid, Seed, Signature, Vid, VidCode};
@@ -30,3 +31,4 @@ pub use reassembly::{GRAM_COST, MEMO_COST, Pending, Reassembly, SOURCE_COST, Sta
 pub use segment::{Shape, segment};
 pub use sign::{Signer, verify};
 pub use trust::{Trust, TrustHandle};
+pub use wire_log::{Direction, WireLog};

@@ -356,3 +356,81 @@ async fn clones_of_a_sender_send_at_once_on_one_socket() {
         tokio::time::timeout(PATIENCE, task).await.unwrap().unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_unix_socket_file_is_handled_as_hio_handles_it() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let root = std::env::temp_dir().join(format!("memogram-uxd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    // A missing directory is made, owner only (hio's 0o1700); the file gets 0o755.
+    let path = root.join("deep/peer.uxd");
+    let socket = memogram::bind_uxd(Some(&path)).unwrap();
+    let dir_mode = std::fs::metadata(path.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o7777, 0o1700);
+    let file = std::fs::metadata(&path).unwrap();
+    assert!(file.file_type().is_socket());
+    assert_eq!(file.permissions().mode() & 0o777, 0o755);
+    assert_eq!(socket.path(), Some(path.as_path()));
+    // A live socket's path is refused...
+    let taken = memogram::bind_uxd(Some(&path)).unwrap_err();
+    assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+    // ...and the file goes when the socket is dropped.
+    drop(socket);
+    assert!(!path.exists(), "removed on close");
+    // A file a dead process left (a socket nobody receives on) is replaced.
+    let stale = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    drop(stale);
+    assert!(path.exists(), "std leaves its file behind");
+    let socket = memogram::bind_uxd(Some(&path)).unwrap();
+    let sender = memogram::bind_uxd(None).unwrap();
+    sender.send_to(b"hello", &path).await.unwrap();
+    let mut buf = [0; 16];
+    let (n, _) = socket.recv_from(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"hello");
+    // A file another socket put at the path since is left alone.
+    std::fs::remove_file(&path).unwrap();
+    let other = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    drop(socket);
+    assert!(path.exists(), "not ours: kept");
+    drop(other);
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[tokio::test]
+async fn a_wire_log_sees_every_datagram_both_ways_and_is_off_by_default() {
+    use memogram::{Direction, WireLog};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = {
+        let seen = std::sync::Arc::clone(&seen);
+        WireLog::new(move |direction, peer: &u64, bytes: &[u8]| {
+            seen.lock()
+                .unwrap()
+                .push((direction, *peer, bytes.to_vec()));
+        })
+    };
+    let net = memogram::MemoryNet::new(64);
+    let (a, b) = (
+        std::sync::Arc::new(net.bind(1)),
+        std::sync::Arc::new(net.bind(2)),
+    );
+    let sender = memogram::Sender::new(a, memogram::Config::default())
+        .size(60)
+        .wire_log(log.clone());
+    let mut receiver =
+        memogram::Receiver::new(b, memogram::Config::default()).wire_log(log.clone());
+    sender.send(&[b'x'; 100], &2).await.unwrap();
+    let memo = receiver.recv().await.unwrap();
+    assert_eq!(memo.body().len(), 100);
+    let seen = seen.lock().unwrap();
+    let sent: Vec<_> = seen.iter().filter(|e| e.0 == Direction::Sent).collect();
+    let received: Vec<_> = seen.iter().filter(|e| e.0 == Direction::Received).collect();
+    assert!(sent.len() >= 2, "several grams");
+    assert_eq!(sent.len(), received.len());
+    for (s, r) in sent.iter().zip(&received) {
+        assert_eq!((s.1, r.1), (2, 1), "to the receiver, from the sender");
+        assert_eq!(s.2, r.2, "the same bytes");
+    }
+}
