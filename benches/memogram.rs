@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::{Signer as _, SigningKey};
 use strata::memogram::{
-    Config, Encoding, Mid, Reassembly, Receiver, Seed, Sender, Shape, Signer, bind_udp, segment,
+    Config, Encoding, Mid, Reassembly, Receiver, Seed, Sender, Shape, Signer, UdpLink, bind_udp,
+    segment,
 };
 use tokio::runtime::Runtime;
 
@@ -104,15 +105,156 @@ fn udp(c: &mut Criterion) {
     group.bench_function(BenchmarkId::from_parameter("memos"), |b| {
         b.iter_custom(|iters| memos(&rt, iters, GRAM - 32, WINDOW))
     });
+    group.bench_function(BenchmarkId::from_parameter("memos_send_all"), |b| {
+        b.iter_custom(|iters| memos_send_all(&rt, iters))
+    });
     group.finish();
     let mut group = c.benchmark_group("memogram/udp_1MB");
     // About 2 ms a memo: 20 samples fit the measurement time.
     group.sample_size(20);
     group.throughput(Throughput::Bytes(MEMO as u64));
+    group.bench_function(BenchmarkId::from_parameter("raw_batched"), |b| {
+        b.iter_custom(|iters| raw_batched(&rt, iters))
+    });
     group.bench_function(BenchmarkId::from_parameter("memos"), |b| {
         b.iter_custom(|iters| memos(&rt, iters, MEMO, 1))
     });
+    group.bench_function(BenchmarkId::from_parameter("signed_memos"), |b| {
+        b.iter_custom(|iters| signed_memos(&rt, iters))
+    });
     group.finish();
+}
+
+/// The batched baseline: 1 MB in 1240-byte datagrams, sent by GSO (up to 52 a `sendmsg`,
+/// 64 KiB) and received by recvmmsg with GRO, straight through `quinn-udp`, with no
+/// memogram in between; one megabyte at a time, as the memos go.
+fn raw_batched(rt: &Runtime, iters: u64) -> Duration {
+    use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
+    use tokio::io::Interest;
+    rt.block_on(async {
+        let (a, b) = plain_pair().await;
+        let (sa, sb) = (
+            UdpSocketState::new(UdpSockRef::from(&*a)).unwrap(),
+            UdpSocketState::new(UdpSockRef::from(&*b)).unwrap(),
+        );
+        let to = b.local_addr().unwrap();
+        let taken = Arc::new(Taken::default());
+        let started = Instant::now();
+        let receiving = tokio::spawn({
+            let taken = Arc::clone(&taken);
+            async move {
+                let mut buf = vec![0u8; 4 * 65536];
+                let mut bytes = 0u64;
+                for i in 0..iters {
+                    while bytes < (i + 1) * MEMO as u64 {
+                        b.readable().await.unwrap();
+                        let mut metas = [RecvMeta::default(); 4];
+                        let mut slices: Vec<std::io::IoSliceMut<'_>> = buf
+                            .chunks_mut(65536)
+                            .map(std::io::IoSliceMut::new)
+                            .collect();
+                        match b.try_io(Interest::READABLE, || {
+                            sb.recv(UdpSockRef::from(&*b), &mut slices, &mut metas)
+                        }) {
+                            Ok(n) => bytes += metas[..n].iter().map(|m| m.len as u64).sum::<u64>(),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    taken.0.store(i + 1, Ordering::Release);
+                }
+            }
+        });
+        let memo = vec![0x5a; MEMO];
+        let per_send = (65_000 / GRAM).min(sa.max_gso_segments());
+        for i in 0..iters {
+            taken.wait_below(i, 1).await;
+            for chunk in memo.chunks(per_send * GRAM) {
+                let transmit = Transmit {
+                    destination: to,
+                    ecn: None,
+                    contents: chunk,
+                    segment_size: (chunk.len() > GRAM).then_some(GRAM),
+                    src_ip: None,
+                };
+                a.async_io(Interest::WRITABLE, || {
+                    sa.try_send(UdpSockRef::from(&*a), &transmit)
+                })
+                .await
+                .unwrap();
+            }
+        }
+        receiving.await.unwrap();
+        started.elapsed()
+    })
+}
+
+/// `iters` one-gram memos given to `Sender::send_all` 64 at a time (within the same window
+/// as the others), so that they share syscalls.
+fn memos_send_all(rt: &Runtime, iters: u64) -> Duration {
+    const BATCH: u64 = 64;
+    let len = GRAM - 32;
+    rt.block_on(async {
+        let (a, b) = socket_pair().await;
+        let to = b.local_addr().unwrap();
+        let taken = Arc::new(Taken::default());
+        let started = Instant::now();
+        let receiving = tokio::spawn({
+            let taken = Arc::clone(&taken);
+            async move {
+                let mut receiver = Receiver::new(b, Config::default());
+                for i in 0..iters {
+                    let memo = receiver.recv().await.unwrap();
+                    assert_eq!(memo.body().len(), len);
+                    taken.0.store(i + 1, Ordering::Release);
+                }
+            }
+        });
+        let sender = Sender::new(a, Config::default()).size(GRAM);
+        let memo = vec![0x5a; len];
+        let mut sent = 0;
+        while sent < iters {
+            let n = BATCH.min(iters - sent);
+            taken.wait_below(sent + n - 1, WINDOW).await;
+            let memos = (0..n).map(|_| memo.as_slice());
+            sender.send_all(memos, &to).await.unwrap();
+            sent += n;
+        }
+        receiving.await.unwrap();
+        started.elapsed()
+    })
+}
+
+/// `iters` 1 MB memos signed with Ed25519, one at a time.
+fn signed_memos(rt: &Runtime, iters: u64) -> Duration {
+    rt.block_on(async {
+        let (a, b) = socket_pair().await;
+        let to = b.local_addr().unwrap();
+        let taken = Arc::new(Taken::default());
+        let started = Instant::now();
+        let receiving = tokio::spawn({
+            let taken = Arc::clone(&taken);
+            async move {
+                let mut receiver = Receiver::new(b, Config::default());
+                for i in 0..iters {
+                    let memo = receiver.recv().await.unwrap();
+                    assert_eq!(memo.body().len(), MEMO);
+                    assert!(memo.vid().is_some());
+                    taken.0.store(i + 1, Ordering::Release);
+                }
+            }
+        });
+        let sender = Sender::new(a, Config::default())
+            .size(GRAM)
+            .signer(Signer::from_seed(&Seed::new([7; 32])));
+        let memo = vec![0x5a; MEMO];
+        for i in 0..iters {
+            taken.wait_below(i, 1).await;
+            sender.send(&memo, &to).await.unwrap();
+        }
+        receiving.await.unwrap();
+        started.elapsed()
+    })
 }
 
 /// The Python with hio installed, when there is one.
@@ -167,16 +309,31 @@ fn hio_reference(c: &mut Criterion) {
     group.finish();
 }
 
-async fn socket_pair() -> (Arc<tokio::net::UdpSocket>, Arc<tokio::net::UdpSocket>) {
+async fn socket_pair() -> (Arc<UdpLink>, Arc<UdpLink>) {
     let loopback = "127.0.0.1:0".parse().unwrap();
     let a = bind_udp(loopback).await.unwrap();
     let b = bind_udp(loopback).await.unwrap();
     (Arc::new(a), Arc::new(b))
 }
 
+/// Two plain UDP sockets on loopback, buffers raised as `bind_udp` raises them: the
+/// baselines' sockets, without memogram's batching.
+async fn plain_pair() -> (Arc<tokio::net::UdpSocket>, Arc<tokio::net::UdpSocket>) {
+    let bind = || async {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let raw = socket2::SockRef::from(&socket);
+        raw.set_recv_buffer_size(strata::memogram::UDP_BUFFER)
+            .unwrap();
+        raw.set_send_buffer_size(strata::memogram::UDP_BUFFER)
+            .unwrap();
+        Arc::new(socket)
+    };
+    (bind().await, bind().await)
+}
+
 fn raw_datagrams(rt: &Runtime, iters: u64) -> Duration {
     rt.block_on(async {
-        let (a, b) = socket_pair().await;
+        let (a, b) = plain_pair().await;
         let to = b.local_addr().unwrap();
         let taken = Arc::new(Taken::default());
         let started = Instant::now();
@@ -219,7 +376,8 @@ fn memos(rt: &Runtime, iters: u64, len: usize, window: u64) -> Duration {
                 }
             }
         });
-        let sender = Sender::new(a, Config::default());
+        // hio's gram size, as the baselines use.
+        let sender = Sender::new(a, Config::default()).size(GRAM);
         let memo = vec![0x5a; len];
         for i in 0..iters {
             taken.wait_below(i, window).await;

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
-use tokio::io::ReadBuf;
 use tokio::time::Sleep;
 use tracing::{debug, trace, warn};
 
+use crate::segment::Cutter;
 use crate::{
     Config, Direction, Encoding, Error, Link, Memo, Mid, Reassembly, Shape, Signer, Trust,
-    TrustHandle, WireLog, segment,
+    TrustHandle, WireLog,
 };
 
 /// The send half: cuts each memo into grams (hio's `rend`) and sends them in order.
@@ -114,21 +114,68 @@ impl<L: Link> Sender<L> {
 
     /// Sends `memo` to `dst` under `mid` (each memo needs its own).
     pub async fn send_as(&self, memo: &[u8], mid: Mid, dst: &L::Addr) -> Result<(), Error> {
-        let grams = segment(memo, mid, &self.shape, self.signer.as_ref(), &self.config)?;
-        for gram in &grams {
-            let sent = self.link.send_to(gram, dst).await?;
+        // Cut, signed and sent a batch at a time: a large memo is never built whole, and
+        // other tasks run between batches.
+        let mut cutter = Cutter::new(memo, mid, &self.shape, self.signer.as_ref(), &self.config)?;
+        let mut count = 0;
+        while !cutter.is_done() {
+            let grams = cutter.next_grams(GRAMS_PER_BATCH);
+            self.link.send_grams(&grams, dst).await?;
             if let Some(log) = &self.wire_log {
-                log.log(Direction::Sent, dst, &gram[..sent]);
+                for gram in &grams {
+                    log.log(Direction::Sent, dst, gram);
+                }
             }
-            if sent != gram.len() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::WriteZero,
-                    format!("sent {sent} of a {}-byte gram", gram.len()),
-                )
-                .into());
+            count += grams.len();
+            if !cutter.is_done() {
+                tokio::task::yield_now().await;
             }
         }
-        trace!(?dst, %mid, grams = grams.len(), len = memo.len(), "memo sent");
+        let grams = count;
+        trace!(?dst, %mid, grams, len = memo.len(), "memo sent");
+        Ok(())
+    }
+
+    /// Sends each of `memos` to `dst` under a fresh mid, in order, and returns their mids:
+    /// their grams go out together, so that small memos share syscalls (over a
+    /// [`UdpLink`](crate::UdpLink), grams of one size go out up to 64 a `sendmsg`).
+    /// Empty memos send nothing, as in hio, and get a mid all the same.
+    pub async fn send_all<'m>(
+        &self,
+        memos: impl IntoIterator<Item = &'m [u8]>,
+        dst: &L::Addr,
+    ) -> Result<Vec<Mid>, Error> {
+        let mut mids = Vec::new();
+        let mut batch = Vec::with_capacity(GRAMS_PER_BATCH);
+        for memo in memos {
+            let mid = Mid::fresh();
+            mids.push(mid);
+            let mut cutter =
+                Cutter::new(memo, mid, &self.shape, self.signer.as_ref(), &self.config)?;
+            while !cutter.is_done() {
+                batch.extend(cutter.next_grams(GRAMS_PER_BATCH - batch.len()));
+                if batch.len() == GRAMS_PER_BATCH {
+                    self.flush(&mut batch, dst).await?;
+                }
+            }
+        }
+        self.flush(&mut batch, dst).await?;
+        Ok(mids)
+    }
+
+    /// Sends the grams in `batch` and empties it.
+    async fn flush(&self, batch: &mut Vec<bytes::Bytes>, dst: &L::Addr) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.link.send_grams(batch, dst).await?;
+        if let Some(log) = &self.wire_log {
+            for gram in batch.iter() {
+                log.log(Direction::Sent, dst, gram);
+            }
+        }
+        batch.clear();
+        tokio::task::yield_now().await;
         Ok(())
     }
 
@@ -156,7 +203,16 @@ pub struct Receiver<L: Link> {
     /// The version of `trust` in use.
     trusted: u64,
     wire_log: Option<WireLog<L::Addr>>,
+    /// Datagrams received and not yet reassembled (a batch read at once), at most a
+    /// buffer's worth.
+    arrived: std::collections::VecDeque<(bytes::Bytes, L::Addr)>,
+    /// Where the last batch put each datagram in `buf` (kept for its capacity).
+    got: Vec<(std::ops::Range<usize>, L::Addr)>,
 }
+
+/// How many grams a sender cuts (and signs) before it sends them and lets other tasks run:
+/// two GSO sends' worth.
+const GRAMS_PER_BATCH: usize = 128;
 
 /// How many datagrams a receiver takes in one poll before it lets other tasks run: a flood
 /// cannot hold a worker thread.
@@ -169,8 +225,9 @@ impl<L: Link> Receiver<L> {
     /// One receiver per link: two tasks receiving on one socket can lose wake-ups.
     pub fn new(link: Arc<L>, mut config: Config) -> Receiver<L> {
         config.max_gram_size = config.max_gram_size.min(L::MAX_GRAM_SIZE);
-        // One byte over the largest datagram: a longer one shows as truncated.
-        let buf = vec![0; config.max_gram_size + 1];
+        // One byte over the largest datagram, so that a longer one shows as too long; and
+        // room for a batch of datagrams where the link reads several at once.
+        let buf = vec![0; (config.max_gram_size + 1).max(crate::RECV_BUFFER)];
         let trust = TrustHandle::new(Trust::of(&config));
         Receiver {
             link,
@@ -180,6 +237,8 @@ impl<L: Link> Receiver<L> {
             trust,
             trusted: 0,
             wire_log: None,
+            arrived: std::collections::VecDeque::new(),
+            got: Vec::new(),
         }
     }
 
@@ -233,32 +292,20 @@ impl<L: Link> Receiver<L> {
                 }
                 self.reassembly.expire(now());
             }
-            let capacity = self.buf.len();
-            let mut read = ReadBuf::new(&mut self.buf);
-            let source = match self.link.poll_recv_from(cx, &mut read) {
-                Poll::Ready(Ok(source)) => source,
-                Poll::Ready(Err(e)) if transient(&e) => {
-                    debug!(error = %e, "socket error ignored");
-                    continue;
+            if self.arrived.is_empty() {
+                match self.receive(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) if transient(&e) => {
+                        debug!(error = %e, "socket error ignored");
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => return Poll::Pending,
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                Poll::Pending => return Poll::Pending,
-            };
-            let datagram = read.filled();
-            if let Some(log) = &self.wire_log {
-                log.log(Direction::Received, &source, datagram);
             }
-            if datagram.len() == capacity {
-                warn!(
-                    ?source,
-                    max = capacity - 1,
-                    "datagram longer than max_gram_size: dropped"
-                );
-                self.reassembly.oversize();
+            let Some((datagram, source)) = self.arrived.pop_front() else {
                 continue;
-            }
-            // A copy, so that a gram held for reassembly keeps only its own bytes alive.
-            let datagram = bytes::Bytes::copy_from_slice(datagram);
+            };
             if let Ok(Some(memo)) = self.reassembly.receive(datagram, source, now()) {
                 return Poll::Ready(Ok(memo));
             }
@@ -266,6 +313,33 @@ impl<L: Link> Receiver<L> {
         // Enough for one turn: the rest after other tasks have run.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Takes what the link has (one datagram or several) into `arrived`; datagrams over
+    /// `max_gram_size` are dropped and counted.
+    fn receive(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut got = std::mem::take(&mut self.got);
+        got.clear();
+        let received = self.link.poll_recv_grams(cx, &mut self.buf, &mut got);
+        if let Poll::Ready(Ok(())) = received {
+            let max = self.reassembly.config().max_gram_size;
+            for (range, source) in got.drain(..) {
+                let datagram = &self.buf[range];
+                if let Some(log) = &self.wire_log {
+                    log.log(Direction::Received, &source, datagram);
+                }
+                if datagram.len() > max {
+                    warn!(?source, max, "datagram longer than max_gram_size: dropped");
+                    self.reassembly.oversize();
+                    continue;
+                }
+                // A copy, so that a gram held for reassembly keeps only its own bytes alive.
+                self.arrived
+                    .push_back((bytes::Bytes::copy_from_slice(datagram), source));
+            }
+        }
+        self.got = got;
+        received
     }
 }
 

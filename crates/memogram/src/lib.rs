@@ -15,6 +15,7 @@ mod reassembly;
 mod segment;
 mod sign;
 mod trust;
+mod udp;
 mod wire_log;
 
 pub use code::{Code, Encoding};
@@ -31,4 +32,5 @@ pub use reassembly::{GRAM_COST, MEMO_COST, Pending, Reassembly, SOURCE_COST, Sta
 pub use segment::{Shape, segment};
 pub use sign::{Signer, verify};
 pub use trust::{Trust, TrustHandle};
+pub use udp::{RECV_BUFFER, UdpLink};
 pub use wire_log::{Direction, WireLog};

@@ -20,11 +20,12 @@ pub const UXD_BUFFER: usize = 4 * 65535;
 
 /// A UDP socket bound to `addr`, its send and receive buffers raised to [`UDP_BUFFER`] as
 /// hio raises them (the kernel caps them at `net.core.rmem_max` and `wmem_max`), so that a
-/// burst of grams is not dropped before the receiver reads it.
-pub async fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// burst of grams is not dropped before the receiver reads it; as a [`UdpLink`](crate::UdpLink),
+/// which sends and receives several grams a syscall.
+pub async fn bind_udp(addr: SocketAddr) -> io::Result<crate::UdpLink> {
     let socket = UdpSocket::bind(addr).await?;
     raise_buffers(&SockRef::from(&socket), UDP_BUFFER)?;
-    Ok(socket)
+    crate::UdpLink::new(socket)
 }
 
 /// A Unix datagram socket bound to `path` as hio binds one (or unbound, for `None`), its
@@ -183,6 +184,43 @@ pub trait Link: Send + Sync + 'static {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<Self::Addr>>;
+
+    /// Sends one memo's `grams` to `dst`, in order. A link that can send several datagrams
+    /// a syscall does (see [`UdpLink`](crate::UdpLink)); this one sends them one by one.
+    fn send_grams<'a>(
+        &'a self,
+        grams: &'a [bytes::Bytes],
+        dst: &'a Self::Addr,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a {
+        async move {
+            for gram in grams {
+                let sent = self.send_to(gram, dst).await?;
+                if sent != gram.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!("sent {sent} of a {}-byte gram", gram.len()),
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Receives one datagram or more into `buf` (which is at least
+    /// [`RECV_BUFFER`](crate::RECV_BUFFER) long), appending to `got` each one's place in
+    /// `buf` and its source. A link that can take several a syscall does (see
+    /// [`UdpLink`](crate::UdpLink)); this one takes one.
+    fn poll_recv_grams(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        got: &mut Vec<(std::ops::Range<usize>, Self::Addr)>,
+    ) -> Poll<io::Result<()>> {
+        let mut read = ReadBuf::new(buf);
+        let source = std::task::ready!(self.poll_recv_from(cx, &mut read))?;
+        got.push((0..read.filled().len(), source));
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// UDP grams default to 1232 bytes: what an IPv6 path with the minimum MTU of 1280 carries

@@ -90,41 +90,97 @@ pub fn segment(
     signer: Option<&Signer>,
     config: &Config,
 ) -> Result<Vec<Bytes>, Error> {
-    if memo.is_empty() {
-        return Ok(Vec::new());
-    }
-    let signed = signer.is_some();
-    let Cut {
-        first,
-        later,
-        count,
-    } = cut(memo.len(), shape, signed, config)?;
-    let zero = Code::zero(signed);
-    let encoding = shape.encoding;
-    // One buffer for the whole memo, so that cutting costs one allocation, not one a gram;
-    // each gram is a slice of it.
-    let overheads =
-        zero.overhead(encoding) + (count as usize - 1) * zero.later().overhead(encoding);
-    let mut buffer = BytesMut::with_capacity(overheads + memo.len());
-    let mut grams = Vec::with_capacity(count as usize);
-    let mut at = 0;
-    for number in 0..count {
-        let (code, neck, body_len) = match number {
-            0 => (zero, count, first),
-            n => (zero.later(), n, later),
+    let mut cutter = Cutter::new(memo, mid, shape, signer, config)?;
+    Ok(cutter.next_grams(usize::MAX))
+}
+
+/// A memo being cut, a batch of grams at a time: what [`segment`] does at once, for a
+/// sender that sends each batch before it cuts (and signs) the next, so that a large memo
+/// is never built whole in memory, nor in one poll.
+#[derive(Debug)]
+pub(crate) struct Cutter<'a> {
+    memo: &'a [u8],
+    mid: Mid,
+    encoding: Encoding,
+    signer: Option<&'a Signer>,
+    cut: Cut,
+    /// The next gram's number, and where its body starts.
+    number: u32,
+    at: usize,
+}
+
+impl<'a> Cutter<'a> {
+    /// Ready to cut `memo` (see [`segment`]); an error if it is too large to.
+    pub(crate) fn new(
+        memo: &'a [u8],
+        mid: Mid,
+        shape: &Shape,
+        signer: Option<&'a Signer>,
+        config: &Config,
+    ) -> Result<Cutter<'a>, Error> {
+        let cut = match memo.is_empty() {
+            // An empty memo: no gram at all, as in hio.
+            true => Cut {
+                first: 0,
+                later: 0,
+                count: 0,
+            },
+            false => cut(memo.len(), shape, signer.is_some(), config)?,
         };
-        let body = &memo[at..memo.len().min(at + body_len)];
-        at += body.len();
-        let vid = signer.filter(|_| code.has_vid()).map(Signer::vid);
-        put_header(code, encoding, neck, &mid, vid.as_ref(), &mut buffer);
-        buffer.extend_from_slice(body);
-        if let Some(signer) = signer {
-            let signature = signer.sign(&buffer);
-            put_signature(&signature, encoding, &mut buffer);
-        }
-        grams.push(buffer.split().freeze());
+        Ok(Cutter {
+            memo,
+            mid,
+            encoding: shape.encoding,
+            signer,
+            cut,
+            number: 0,
+            at: 0,
+        })
     }
-    Ok(grams)
+
+    /// Whether every gram has been cut.
+    pub(crate) fn is_done(&self) -> bool {
+        self.number >= self.cut.count
+    }
+
+    /// The next `most` grams (fewer at the end), each a slice of one buffer.
+    pub(crate) fn next_grams(&mut self, most: usize) -> Vec<Bytes> {
+        let Cut {
+            first,
+            later,
+            count,
+        } = self.cut;
+        let signed = self.signer.is_some();
+        let zero = Code::zero(signed);
+        let encoding = self.encoding;
+        let take = (count - self.number.min(count)).min(u32::try_from(most).unwrap_or(u32::MAX));
+        if take == 0 {
+            return Vec::new();
+        }
+        // One buffer for the batch, so that cutting costs one allocation, not one a gram.
+        let overheads = zero.overhead(encoding) + take as usize * zero.later().overhead(encoding);
+        let bodies = (take as usize * first.max(later)).min(self.memo.len() - self.at);
+        let mut buffer = BytesMut::with_capacity(overheads + bodies);
+        let mut grams = Vec::with_capacity(take as usize);
+        for number in self.number..self.number + take {
+            let (code, neck, body_len) = match number {
+                0 => (zero, count, first),
+                n => (zero.later(), n, later),
+            };
+            let body = &self.memo[self.at..self.memo.len().min(self.at + body_len)];
+            self.at += body.len();
+            let vid = self.signer.filter(|_| code.has_vid()).map(Signer::vid);
+            put_header(code, encoding, neck, &self.mid, vid.as_ref(), &mut buffer);
+            buffer.extend_from_slice(body);
+            if let Some(signer) = self.signer {
+                let signature = signer.sign(&buffer);
+                put_signature(&signature, encoding, &mut buffer);
+            }
+            grams.push(buffer.split().freeze());
+        }
+        self.number += take;
+        grams
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +189,34 @@ mod tests {
 
     fn shape(size: usize, encoding: Encoding) -> Shape {
         Shape { size, encoding }
+    }
+
+    #[test]
+    fn cutting_a_batch_at_a_time_gives_the_same_grams_as_at_once() {
+        let config = Config::default();
+        let signer = Signer::from_seed(&crate::Seed::new([4; 32]));
+        let memo: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        let mid = Mid::new([9; 16]);
+        for encoding in [Encoding::Base64, Encoding::Base2] {
+            for signer in [None, Some(&signer)] {
+                let shape = shape(300, encoding);
+                let whole = segment(&memo, mid, &shape, signer, &config).unwrap();
+                for batch in [1, 3, 7, 1000] {
+                    let mut cutter = Cutter::new(&memo, mid, &shape, signer, &config).unwrap();
+                    let mut grams = Vec::new();
+                    while !cutter.is_done() {
+                        let next = cutter.next_grams(batch);
+                        assert!(!next.is_empty() && next.len() <= batch);
+                        grams.extend(next);
+                    }
+                    assert_eq!(grams, whole, "{encoding:?}, batch {batch}");
+                }
+            }
+        }
+        let mut empty =
+            Cutter::new(b"", mid, &shape(300, Encoding::Base64), None, &config).unwrap();
+        assert!(empty.is_done());
+        assert!(empty.next_grams(10).is_empty());
     }
 
     #[test]

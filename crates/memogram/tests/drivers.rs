@@ -150,7 +150,8 @@ impl Schedule {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lossy_relay_never_gets_a_wrong_memo_delivered() {
     let sender_socket = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
-    let relay = bind_udp(LOOPBACK.parse().unwrap()).await.unwrap();
+    // A plain socket, as a router on the path: it sees each gram as its own datagram.
+    let relay = UdpSocket::bind(LOOPBACK).await.unwrap();
     let receiver_socket = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
     let (relay_addr, to) = (
         relay.local_addr().unwrap(),
@@ -278,7 +279,7 @@ async fn a_datagram_over_max_gram_size_is_counted_and_the_next_memo_arrives() {
         ..Config::default()
     };
     let mut receiver = Receiver::new(b, config);
-    a.send_to(&[b'x'; 2000], to).await.unwrap();
+    a.get_ref().send_to(&[b'x'; 2000], to).await.unwrap();
     let sender = Sender::new(a, Config::default());
     sender.send(b"after it", &to).await.unwrap();
     let memo = tokio::time::timeout(PATIENCE, receiver.recv())
@@ -433,4 +434,39 @@ async fn a_wire_log_sees_every_datagram_both_ways_and_is_off_by_default() {
         assert_eq!((s.1, r.1), (2, 1), "to the receiver, from the sender");
         assert_eq!(s.2, r.2, "the same bytes");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_all_sends_many_memos_together_over_batched_udp_and_each_arrives_whole() {
+    let a = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let b = Arc::new(bind_udp(LOOPBACK.parse().unwrap()).await.unwrap());
+    let to = b.local_addr().unwrap();
+    let mut receiver = Receiver::new(b, Config::default());
+    let sender = Sender::new(a, Config::default()).signer(signer());
+    // 200 small memos of one size (their grams share GSO sends), then ones of many grams.
+    let mut memos: Vec<Vec<u8>> = (0..200u32).map(|i| memo(300, i as u8)).collect();
+    memos.extend((0..3u32).map(|i| memo(50_000 + i as usize * 777, 7)));
+    memos.push(Vec::new());
+    let mids = sender
+        .send_all(memos.iter().map(Vec::as_slice), &to)
+        .await
+        .unwrap();
+    assert_eq!(mids.len(), memos.len());
+    let mut expected: HashMap<Mid, Vec<u8>> = mids
+        .into_iter()
+        .zip(memos)
+        .filter(|(_, body)| !body.is_empty())
+        .collect();
+    while !expected.is_empty() {
+        let memo = tokio::time::timeout(PATIENCE, receiver.recv())
+            .await
+            .expect("every memo arrives")
+            .unwrap();
+        let body = expected
+            .remove(&memo.mid())
+            .expect("a memo that was sent, once");
+        assert_eq!(&memo.body()[..], &body[..]);
+        assert_eq!(memo.vid(), Some(signer().vid()));
+    }
+    assert_eq!(receiver.stats().rejected, 0);
 }
