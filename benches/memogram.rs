@@ -2,12 +2,14 @@
 //! - `fuse_1MB`: a 1 MB memo cut into 1240-byte grams and fused again in memory, unsigned
 //!   (target: at least 1 GB/s) and signed, against ed25519-dalek signing and verifying the
 //!   same number of 1240-byte messages directly (target: at least 0.8x);
-//! - `udp`: memos of one 1240-byte gram over loopback UDP, sender and receiver in two tasks,
-//!   against a raw loop that sends and receives 1240-byte datagrams over the same kind of
-//!   sockets (target: at least 0.7x). Both keep at most 256 datagrams unread, so that
-//!   neither loses any to a full receive buffer.
-//!
-//! - `udp_1MB`: memos of 1 MB over loopback UDP in 1240-byte grams, one memo at a time;
+//! - `udp_1240B`: memos of one 1240-byte gram over loopback UDP, sender and receiver in two
+//!   tasks, one `send` each and through `send_all` 64 at a time, against a raw loop that
+//!   sends and receives 1240-byte datagrams one a syscall over plain sockets (target: at
+//!   least 1.2x). All keep at most 256 datagrams unread, so that none loses any to a full
+//!   receive buffer;
+//! - `udp_1MB`: memos of 1 MB over loopback UDP in 1240-byte grams, one memo at a time,
+//!   unsigned and signed, against `raw_batched`: the same megabyte sent by GSO and received
+//!   by recvmmsg with GRO through `quinn-udp`, without memogram;
 //! - `hio_reference`: the real hio 0.7.20 sending to itself over loopback UDP, memos of one
 //!   1240-byte gram and of 1 MB, timed by `tests/peers/hio_peer.py bench` (the same windows
 //!   as ours). It runs when hio is installed (`scripts/peers`, or `$STRATA_HIO_PYTHON`), and
