@@ -36,6 +36,20 @@ const MEMO: usize = 1_000_000;
 const GRAM: usize = 1240;
 /// Memos of one gram a sender may be ahead of its receiver.
 const WINDOW: u64 = 256;
+/// Memos of one 1240-byte gram, one `send` each.
+const ONE_GRAM: Run = Run {
+    len: GRAM - 32,
+    window: WINDOW,
+    batch: 1,
+    signed: false,
+};
+/// Memos of 1 MB, one at a time.
+const ONE_MB: Run = Run {
+    len: MEMO,
+    window: 1,
+    batch: 1,
+    signed: false,
+};
 
 fn fuse(c: &mut Criterion) {
     let memo = vec![0x5a; MEMO];
@@ -105,10 +119,14 @@ fn udp(c: &mut Criterion) {
         b.iter_custom(|iters| raw_datagrams(&rt, iters))
     });
     group.bench_function(BenchmarkId::from_parameter("memos"), |b| {
-        b.iter_custom(|iters| memos(&rt, iters, GRAM - 32, WINDOW))
+        b.iter_custom(|iters| memos(&rt, iters, ONE_GRAM))
     });
     group.bench_function(BenchmarkId::from_parameter("memos_send_all"), |b| {
-        b.iter_custom(|iters| memos_send_all(&rt, iters))
+        let run = Run {
+            batch: 64,
+            ..ONE_GRAM
+        };
+        b.iter_custom(|iters| memos(&rt, iters, run))
     });
     group.finish();
     let mut group = c.benchmark_group("memogram/udp_1MB");
@@ -119,10 +137,14 @@ fn udp(c: &mut Criterion) {
         b.iter_custom(|iters| raw_batched(&rt, iters))
     });
     group.bench_function(BenchmarkId::from_parameter("memos"), |b| {
-        b.iter_custom(|iters| memos(&rt, iters, MEMO, 1))
+        b.iter_custom(|iters| memos(&rt, iters, ONE_MB))
     });
     group.bench_function(BenchmarkId::from_parameter("signed_memos"), |b| {
-        b.iter_custom(|iters| signed_memos(&rt, iters))
+        let run = Run {
+            signed: true,
+            ..ONE_MB
+        };
+        b.iter_custom(|iters| memos(&rt, iters, run))
     });
     group.finish();
 }
@@ -185,74 +207,6 @@ fn raw_batched(rt: &Runtime, iters: u64) -> Duration {
                 .await
                 .unwrap();
             }
-        }
-        receiving.await.unwrap();
-        started.elapsed()
-    })
-}
-
-/// `iters` one-gram memos given to `Sender::send_all` 64 at a time (within the same window
-/// as the others), so that they share syscalls.
-fn memos_send_all(rt: &Runtime, iters: u64) -> Duration {
-    const BATCH: u64 = 64;
-    let len = GRAM - 32;
-    rt.block_on(async {
-        let (a, b) = socket_pair().await;
-        let to = b.local_addr().unwrap();
-        let taken = Arc::new(Taken::default());
-        let started = Instant::now();
-        let receiving = tokio::spawn({
-            let taken = Arc::clone(&taken);
-            async move {
-                let mut receiver = Receiver::new(b, Config::default());
-                for i in 0..iters {
-                    let memo = receiver.recv().await.unwrap();
-                    assert_eq!(memo.body().len(), len);
-                    taken.0.store(i + 1, Ordering::Release);
-                }
-            }
-        });
-        let sender = Sender::new(a, Config::default()).size(GRAM);
-        let memo = vec![0x5a; len];
-        let mut sent = 0;
-        while sent < iters {
-            let n = BATCH.min(iters - sent);
-            taken.wait_below(sent + n - 1, WINDOW).await;
-            let memos = (0..n).map(|_| memo.as_slice());
-            sender.send_all(memos, &to).await.unwrap();
-            sent += n;
-        }
-        receiving.await.unwrap();
-        started.elapsed()
-    })
-}
-
-/// `iters` 1 MB memos signed with Ed25519, one at a time.
-fn signed_memos(rt: &Runtime, iters: u64) -> Duration {
-    rt.block_on(async {
-        let (a, b) = socket_pair().await;
-        let to = b.local_addr().unwrap();
-        let taken = Arc::new(Taken::default());
-        let started = Instant::now();
-        let receiving = tokio::spawn({
-            let taken = Arc::clone(&taken);
-            async move {
-                let mut receiver = Receiver::new(b, Config::default());
-                for i in 0..iters {
-                    let memo = receiver.recv().await.unwrap();
-                    assert_eq!(memo.body().len(), MEMO);
-                    assert!(memo.vid().is_some());
-                    taken.0.store(i + 1, Ordering::Release);
-                }
-            }
-        });
-        let sender = Sender::new(a, Config::default())
-            .size(GRAM)
-            .signer(Signer::from_seed(&Seed::new([7; 32])));
-        let memo = vec![0x5a; MEMO];
-        for i in 0..iters {
-            taken.wait_below(i, 1).await;
-            sender.send(&memo, &to).await.unwrap();
         }
         receiving.await.unwrap();
         started.elapsed()
@@ -360,8 +314,19 @@ fn raw_datagrams(rt: &Runtime, iters: u64) -> Duration {
     })
 }
 
-/// `iters` memos of `len` bytes from a `Sender` to a `Receiver`, at most `window` ahead.
-fn memos(rt: &Runtime, iters: u64, len: usize, window: u64) -> Duration {
+/// How a memo run goes: memos of `len` bytes, at most `window` ahead of the receiver,
+/// given to the sender `batch` at a time (one `send` each when 1, else `send_all`), signed
+/// or not.
+#[derive(Clone, Copy)]
+struct Run {
+    len: usize,
+    window: u64,
+    batch: u64,
+    signed: bool,
+}
+
+/// `iters` memos from a `Sender` to a `Receiver` over loopback UDP, as `run` says.
+fn memos(rt: &Runtime, iters: u64, run: Run) -> Duration {
     rt.block_on(async {
         let (a, b) = socket_pair().await;
         let to = b.local_addr().unwrap();
@@ -373,17 +338,32 @@ fn memos(rt: &Runtime, iters: u64, len: usize, window: u64) -> Duration {
                 let mut receiver = Receiver::new(b, Config::default());
                 for i in 0..iters {
                     let memo = receiver.recv().await.unwrap();
-                    assert_eq!(memo.body().len(), len);
+                    assert_eq!(memo.body().len(), run.len);
+                    assert_eq!(memo.vid().is_some(), run.signed);
                     taken.0.store(i + 1, Ordering::Release);
                 }
             }
         });
         // hio's gram size, as the baselines use.
-        let sender = Sender::new(a, Config::default()).size(GRAM);
-        let memo = vec![0x5a; len];
-        for i in 0..iters {
-            taken.wait_below(i, window).await;
-            sender.send(&memo, &to).await.unwrap();
+        let mut sender = Sender::new(a, Config::default()).size(GRAM);
+        if run.signed {
+            sender = sender.signer(Signer::from_seed(&Seed::new([7; 32])));
+        }
+        let memo = vec![0x5a; run.len];
+        let mut sent = 0;
+        while sent < iters {
+            let n = run.batch.min(iters - sent);
+            taken.wait_below(sent + n - 1, run.window).await;
+            match n {
+                1 => drop(sender.send(&memo, &to).await.unwrap()),
+                n => drop(
+                    sender
+                        .send_all((0..n).map(|_| memo.as_slice()), &to)
+                        .await
+                        .unwrap(),
+                ),
+            }
+            sent += n;
         }
         receiving.await.unwrap();
         started.elapsed()
