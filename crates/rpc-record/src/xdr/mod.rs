@@ -23,7 +23,7 @@
 //! Structs and unions are composed from these: encode the fields in order; decode them in
 //! order with nom's combinators, or by hand (see [`Decode`]). A variable-length item's length
 //! is checked before anything is allocated: against the declared maximum where there is one
-//! ([`opaque`], [`string`], [`array`]), and always against the bytes left in the input (an
+//! ([`opaque`], [`string`], [`array()`]), and always against the bytes left in the input (an
 //! array counts at least 4 bytes an element), so a length from the wire can never make a
 //! decoder allocate more than the message it came in.
 //!
