@@ -3,6 +3,7 @@
 /// An rpc-record error. A record over a limit, or cut short by the end of the stream, is
 /// best answered by closing the connection, as Ocamlnet's transport says of its errors.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An accepted record grew past [`Config::max_record`](crate::Config::max_record); found
     /// at a fragment header, before its payload was read.
