@@ -15,7 +15,10 @@ use crate::Link;
 
 /// The receive buffer a [`Receiver`](crate::Receiver) gives a link: room for a batch of
 /// coalesced datagrams (GRO gives up to 64 KiB of segments in one).
-pub const RECV_BUFFER: usize = 4 * 65536;
+pub const RECV_BUFFER: usize = SLICES * 65536;
+
+/// How many datagrams (each up to 64 KiB of coalesced grams) one `recvmmsg` takes.
+const SLICES: usize = 4;
 
 /// A UDP socket as memogram drives it: a memo's grams go out several to a `sendmsg` (UDP
 /// generic segmentation offload: one syscall, and on loopback one trip through the stack,
@@ -141,13 +144,15 @@ impl Link for UdpLink {
         buf: &mut [u8],
         got: &mut Vec<(Range<usize>, SocketAddr)>,
     ) -> Poll<io::Result<()>> {
-        let chunk = 65536.min(buf.len() / BATCH_SIZE.clamp(1, 4)).max(1);
+        let chunk = 65536.min(buf.len() / BATCH_SIZE.clamp(1, SLICES)).max(1);
         loop {
             std::task::ready!(self.socket.poll_recv_ready(cx))?;
-            let mut metas = [RecvMeta::default(); 4];
-            let mut slices: Vec<IoSliceMut<'_>> =
-                buf.chunks_mut(chunk).take(4).map(IoSliceMut::new).collect();
-            let count = metas.len().min(slices.len());
+            let mut metas = [RecvMeta::default(); SLICES];
+            // On the stack: a receive allocates nothing.
+            let mut chunks = buf.chunks_mut(chunk);
+            let mut slices: [IoSliceMut<'_>; SLICES] =
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+            let count = slices.iter().take_while(|slice| !slice.is_empty()).count();
             let received = self.socket.try_io(Interest::READABLE, || {
                 self.state.recv(
                     UdpSockRef::from(&self.socket),
