@@ -6,7 +6,7 @@
 //! | module | crate | what it owns |
 //! | --- | --- | --- |
 //! | [`flows`] | `kernel-flows` | flow channels, series, valves, request correlation |
-//! | [`transport`] | `transport` | protocol stacks over a byte stream: TLS pushed and peeled on a live connection, ordered close |
+//! | [`transport`] | `strata-transport` | protocol stacks over a byte stream: TLS pushed and peeled on a live connection, ordered close |
 //! | [`packetstream`] | `packetstream` | a request/response packet connection, wire-compatible with cs.packetstream 20240630 |
 //! | [`memogram`] | `memogram` | memos cut into grams over UDP and Unix datagram sockets, reassembled, optionally Ed25519-signed, wire-compatible with hio 0.7.20 |
 //! | [`rpc_record`] | `rpc-record` | ONC RPC record marking with per-fragment admission, stream and datagram transporters, as rpcbind, rpcinfo and libtirpc speak it |
@@ -26,9 +26,9 @@
 #[cfg(feature = "flows")]
 pub use kernel_flows as flows;
 
-/// Protocol stacks over a byte stream: the `transport` crate.
+/// Protocol stacks over a byte stream: the `strata-transport` crate.
 #[cfg(feature = "transport")]
-pub use transport;
+pub use strata_transport as transport;
 
 /// The packet connection: the `packetstream` crate.
 #[cfg(feature = "packetstream")]

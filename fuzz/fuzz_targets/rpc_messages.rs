@@ -37,9 +37,7 @@ fuzz_target!(|data: &[u8]| {
         let service = Service::from(Program::new(call.prog, [call.vers]).procedure(
             call.vers,
             1,
-            |_: CallContext, args: (String, Vec<u32>)| async move {
-                Ok::<_, ServerError>(args)
-            },
+            |_: CallContext, args: (String, Vec<u32>)| async move { Ok::<_, ServerError>(args) },
         ));
         let answer = service.answer(message.clone(), &Arc::default());
         let reply = futures_util::FutureExt::now_or_never(answer.reply())
@@ -50,7 +48,10 @@ fuzz_target!(|data: &[u8]| {
             // The echo: the same values (the padding of what came may not be zero).
             type Args = (String, Vec<u32>);
             let sent = xdr::from_bytes::<Args>(&call.args).expect("they were accepted");
-            assert_eq!(xdr::from_bytes::<Args>(results).expect("our encoding"), sent);
+            assert_eq!(
+                xdr::from_bytes::<Args>(results).expect("our encoding"),
+                sent
+            );
         }
     } else {
         let answer = Service::new().answer(message.clone(), &Arc::default());

@@ -35,7 +35,7 @@ pub enum CliError {
     Accept(std::io::Error),
     /// TLS could not be set up: a PEM file, a handshake.
     #[error("TLS: {0}")]
-    Tls(#[from] transport::Error),
+    Tls(#[from] strata_transport::Error),
     /// The packet connection failed.
     #[error("the packet connection failed: {0}")]
     Packet(packetstream::Error),

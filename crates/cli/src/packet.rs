@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use packetstream::{Config, PacketConnection, Reply, Request};
+use strata_transport::Accepted;
 use tokio::net::{TcpStream, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use transport::Accepted;
 
 use crate::error::CliError;
 use crate::tls::{CallTls, ServeTls};

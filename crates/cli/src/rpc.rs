@@ -13,9 +13,9 @@ use rpc_record::{
     AuthSys, Budget, Client, Config, Peer, PeerAddr, Program, RecordDatagram, RecordStream,
     Rpcbind, ServerError, Service, serve_datagram, serve_stream,
 };
+use strata_transport::Accepted;
 use tokio::net::{TcpStream, UdpSocket};
 use tracing::{debug, info};
-use transport::Accepted;
 
 use crate::error::CliError;
 use crate::tls::{CallTls, ServeTls};
@@ -174,7 +174,7 @@ async fn run_serve(args: Serve) -> Result<(), CliError> {
     let mut tcp_addr = None;
     if let Some(addr) = &tcp {
         let listener = crate::serve::listen(addr, None).await?;
-        if let Ok(transport::Address::Tcp(addr)) = listener.local_addr() {
+        if let Ok(strata_transport::Address::Tcp(addr)) = listener.local_addr() {
             tcp_addr = Some(addr);
         }
         interface.listen(listener);
@@ -248,8 +248,8 @@ async fn serve_connection(accepted: Accepted, service: Arc<Service>, budget: Bud
     // A client certificate's subject is the peer's user name.
     let known = Peer {
         addr: Some(match &peer.addr {
-            transport::Address::Tcp(addr) => PeerAddr::Inet(*addr),
-            transport::Address::Unix(path) => PeerAddr::Unix(path.clone()),
+            strata_transport::Address::Tcp(addr) => PeerAddr::Inet(*addr),
+            strata_transport::Address::Unix(path) => PeerAddr::Unix(path.clone()),
         }),
         user_name: peer.tls_subject.clone(),
         fd: Some(peer.fd),
@@ -298,7 +298,7 @@ async fn connect(
     addr: SocketAddr,
     udp: bool,
     timeout: Duration,
-    tls: Option<transport::TlsClient>,
+    tls: Option<strata_transport::TlsClient>,
 ) -> Result<Client, CliError> {
     let config = Config::default();
     let connect_error = |source| CliError::Connect {

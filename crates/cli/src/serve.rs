@@ -1,12 +1,12 @@
-//! What every `strata ... serve` shares: listeners run by `transport::Interface` (a cap on
+//! What every `strata ... serve` shares: listeners run by `strata_transport::Interface` (a cap on
 //! connections, the TLS handshake deadline, accept errors such as EMFILE survived), and a
 //! graceful shutdown on SIGINT or SIGTERM.
 
 use std::time::Duration;
 
+use strata_transport::{Address, Interface, Listener, Serving, TlsServer};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use transport::{Address, Interface, Listener, Serving, TlsServer};
 
 use crate::error::CliError;
 
@@ -28,7 +28,7 @@ pub struct Limits {
 impl Limits {
     /// An interface with these limits, serving TLS when `tls` is given.
     pub fn interface(&self, tls: Option<TlsServer>) -> Interface {
-        let mut interface = Interface::new(transport::Config {
+        let mut interface = Interface::new(strata_transport::Config {
             max_connections: self.max_connections.max(1),
             handshake_timeout: Duration::from_secs(self.handshake_timeout.max(1)),
         });

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use transport::{Stack, TlsClient, TlsServer};
+use strata_transport::{Stack, TlsClient, TlsServer};
 
 use crate::error::CliError;
 
@@ -57,8 +57,8 @@ impl CallTls {
 
 /// A stack over `io`, with TLS pushed when `layer` is given.
 pub async fn stack(
-    io: impl transport::Io,
-    layer: Option<impl transport::Upgrade>,
+    io: impl strata_transport::Io,
+    layer: Option<impl strata_transport::Upgrade>,
 ) -> Result<Stack, CliError> {
     let mut stack = Stack::new(io);
     if let Some(layer) = layer {

@@ -184,7 +184,7 @@ impl Future for Running {
 /// use kernel_flows::Exit;
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// use tokio_util::codec::LinesCodec;
-/// use transport::{AdapterConfig, Outgoing, SocketAdapter, Stack};
+/// use strata_transport::{AdapterConfig, Outgoing, SocketAdapter, Stack};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -237,7 +237,7 @@ impl<In: Send + 'static, Out: Send + 'static> SocketAdapter<In, Out> {
     ///
     /// ```
     /// use tokio_util::codec::LinesCodec;
-    /// use transport::{AdapterConfig, Outgoing, SocketAdapter, Stack};
+    /// use strata_transport::{AdapterConfig, Outgoing, SocketAdapter, Stack};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {

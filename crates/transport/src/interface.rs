@@ -173,7 +173,7 @@ pub struct Accepted {
 /// handler in a task of its own, registered in [`Connections`].
 ///
 /// ```
-/// use transport::{Interface, Listener};
+/// use strata_transport::{Interface, Listener};
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -182,7 +182,7 @@ pub struct Accepted {
 /// let listener = Listener::tcp("127.0.0.1:0").await?;
 /// let addr = listener.local_addr()?.to_string();
 /// interface.listen(listener);
-/// let serving = interface.serve(|mut c: transport::Accepted| async move {
+/// let serving = interface.serve(|mut c: strata_transport::Accepted| async move {
 ///     let mut byte = [0; 1];
 ///     if c.stack.read_exact(&mut byte).await.is_ok() {
 ///         let _ = c.stack.write_all(&byte).await;

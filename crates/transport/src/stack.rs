@@ -32,11 +32,11 @@ use crate::layer::{Endpoint, Io, Layered, Residue, Rewind, Upgrade};
 /// (`TlsClient::wrap(tcp)` is a `Tls<TcpStream>`).
 ///
 /// ```
-/// use transport::Stack;
+/// use strata_transport::Stack;
 /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), transport::Error> {
+/// # async fn main() -> Result<(), strata_transport::Error> {
 /// let (a, mut b) = tokio::io::duplex(1024);
 /// let mut stack = Stack::new(a);
 /// assert_eq!(stack.names(), ["endpoint"]);

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use kernel_flows::Exit;
+use strata_transport::{
+    AdapterConfig, Error, Outgoing, Phase, SocketAdapter, Stack, TlsClient, TlsServer,
+};
 use support::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio_util::codec::{Framed, LinesCodec};
-use transport::{
-    AdapterConfig, Error, Outgoing, Phase, SocketAdapter, Stack, TlsClient, TlsServer,
-};
 
 type Lines = SocketAdapter<String, String>;
 
@@ -268,8 +268,13 @@ async fn bytes_a_layer_took_while_the_socket_was_full_are_not_stranded_by_a_read
     // KiB) faster than the pipe does.
     let (a, b) = tokio::io::duplex(1024);
     let (mut ours, mut theirs) = (Stack::new(a), Stack::new(b));
-    ours.push(transport::Chunked::default()).await.unwrap();
-    theirs.push(transport::Chunked::default()).await.unwrap();
+    ours.push(strata_transport::Chunked::default())
+        .await
+        .unwrap();
+    theirs
+        .push(strata_transport::Chunked::default())
+        .await
+        .unwrap();
     nothing_stranded(ours, theirs).await;
 }
 
@@ -377,7 +382,7 @@ async fn starttls_with_the_client_hello_right_behind_the_go_ahead_on_two_threads
 
 #[tokio::test]
 async fn an_adapter_run_in_a_connection_handler_counts_against_the_cap_and_is_cut_at_shutdown() {
-    use transport::{Accepted, Config, Interface, Listener};
+    use strata_transport::{Accepted, Config, Interface, Listener};
     let mut interface = Interface::new(Config {
         max_connections: 1,
         ..Config::default()
@@ -434,7 +439,7 @@ async fn an_adapter_run_in_a_connection_handler_counts_against_the_cap_and_is_cu
 /// clean boundary does to bytes read ahead, without changing them).
 struct Nothing;
 
-impl transport::Upgrade for Nothing {
+impl strata_transport::Upgrade for Nothing {
     fn name(&self) -> &'static str {
         "nothing"
     }
@@ -443,7 +448,10 @@ impl transport::Upgrade for Nothing {
         false
     }
 
-    fn start(self: Box<Self>, inner: Box<dyn transport::Layered>) -> transport::WrapDyn {
+    fn start(
+        self: Box<Self>,
+        inner: Box<dyn strata_transport::Layered>,
+    ) -> strata_transport::WrapDyn {
         Box::pin(async move { Ok(inner) })
     }
 }

@@ -3,8 +3,8 @@
 
 use std::io;
 
+use strata_transport::{Chunked, Error, Stack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use transport::{Chunked, Error, Stack};
 
 #[tokio::test]
 async fn chunks_on_the_wire_and_the_end_marker_as_a_half_close() {

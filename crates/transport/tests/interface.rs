@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::Ca;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
-use transport::{
+use strata_transport::{
     Accepted, Address, Config, Credentials, Interface, Listener, Serving, Stack, TlsClient,
     TlsServer,
 };
+use support::Ca;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 
 /// Echoes one line of up to 64 bytes, then waits for the peer to close.
 async fn echo_once(mut c: Accepted) {

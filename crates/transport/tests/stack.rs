@@ -9,11 +9,11 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use strata_transport::{Error, Layer, Stack, TlsClient, TlsInfo, TlsServer};
 use support::Ca;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Framed, LinesCodec};
-use transport::{Error, Layer, Stack, TlsClient, TlsInfo, TlsServer};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use packetstream::{Config, PacketConnection};
+use strata_transport::{TlsClient, TlsInfo, TlsServer};
 use tokio::net::{TcpListener, TcpStream};
-use transport::{TlsClient, TlsInfo, TlsServer};
 
 use super::Report;
 use crate::packet::table;

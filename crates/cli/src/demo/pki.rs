@@ -3,7 +3,7 @@
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use transport::{TlsClient, TlsServer};
+use strata_transport::{TlsClient, TlsServer};
 
 /// A client that trusts only a fresh CA, and a server with a certificate from it.
 pub fn tls_pair() -> Result<(TlsClient, TlsServer), String> {
