@@ -14,6 +14,8 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
+use crate::config::{Config, Order};
+use crate::error::Unanswered;
 use crate::gate::{Gate, MAX_IN_FLIGHT, Padded};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, store_buffering};
 
@@ -28,60 +30,6 @@ impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "tag={}", self.0)
     }
-}
-
-/// How replies find their requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Order {
-    /// Each reply names its tag (packetstream's tags, ONC RPC's xids). Replies may come in any
-    /// order.
-    #[default]
-    Tagged,
-    /// The n-th reply answers the n-th request sent (HTTP/1.1 pipelining, fault's
-    /// Invocations): a request takes its turn when [`Correlator::sent`] says it went on the
-    /// wire, so one cancelled before it was sent takes none.
-    Fifo,
-}
-
-/// Limits and numbering of a [`Correlator`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// How replies are matched to requests.
-    pub order: Order,
-    /// How many requests may await replies at once; [`Correlator::allocate`] waits beyond it,
-    /// callers served in the order they came. From 1 to 65 536 (values outside are taken as
-    /// the nearest). The table of slots grows with the requests in flight, to at most twice
-    /// this.
-    pub max_in_flight: usize,
-    /// The first tag handed out.
-    pub first_tag: u64,
-}
-
-impl Default for Config {
-    /// Tagged, 64 in flight, tags from 1.
-    fn default() -> Self {
-        Config {
-            order: Order::Tagged,
-            max_in_flight: 64,
-            first_tag: 1,
-        }
-    }
-}
-
-/// Why a request got no reply.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Unanswered<E> {
-    /// The request failed with this error: [`Correlator::fail`] failed it alone, or
-    /// [`Correlator::fail_all`] failed the link.
-    #[error("{0}")]
-    Failed(E),
-    /// Every tag up to `u64::MAX - 1` has been issued: tags never wrap, so that a late reply
-    /// can never reach a new request. Make a new correlator.
-    #[error("every tag has been issued")]
-    Exhausted,
-    /// The [`Pending`] was polled again after it had resolved: its reply was taken already.
-    #[error("the reply was taken already: the request was polled after it resolved")]
-    Spent,
 }
 
 /// Why a reply was an orphan.

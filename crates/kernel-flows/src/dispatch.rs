@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::channel::Channel;
-use crate::series::{Control, Exit, Fault, Series, Stats};
+use crate::error::Fault;
+use crate::series::{Control, Exit, Series, Stats};
 
 /// Each series' end, with its spawn index.
 type Endings<E> = Arc<Mutex<Vec<(usize, Ended<E>)>>>;

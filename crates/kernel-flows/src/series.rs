@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::channel::{Channel, Emit};
+use crate::error::Fault;
 use crate::valve::Valve;
 
 /// How many items a series moves in one wake before it yields to the scheduler, so a source
@@ -67,21 +68,6 @@ impl<E: fmt::Display> fmt::Display for Exit<E> {
             Exit::Faulted(e) => write!(f, "faulted: {e}"),
         }
     }
-}
-
-/// Why a series faulted: a channel of its chain, or its sink.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Fault<C, K> {
-    /// A channel's `transfer` or `terminate` failed.
-    #[error("channel failed: {0}")]
-    Channel(C),
-    /// The sink refused an item, a flush or the close.
-    #[error("sink failed: {0}")]
-    Sink(K),
-    /// A channel, the source or the sink panicked, with the panic's message (a series in a
-    /// [`Dispatch`](crate::Dispatch) reports it so; a [`Terminal`] resumes the panic).
-    #[error("the series panicked: {0}")]
-    Panicked(String),
 }
 
 /// What a series moved, counted by its pump.

@@ -80,7 +80,7 @@ fn send(
         return Poll::Ready(match stage {
             Stage::Sent(tag) => Ok(*tag),
             // Polled after it resolved.
-            _ => Err(Error::Closed(Ended::Local)),
+            _ => Err(Error::Ended(Ended::Local)),
         });
     };
     match state

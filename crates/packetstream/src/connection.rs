@@ -37,7 +37,7 @@ use crate::{Config, Ended, Error, Reply, Request, Response, Stats};
 /// server only has to wait for [`closed`](PacketConnection::closed). Dropping the last
 /// handle (pipelines count) begins the same close, with the same deadline, without waiting
 /// for it. [`abort`](PacketConnection::abort) cuts at once. Whenever the link ends, every
-/// request still waiting fails at once with [`Error::Closed`]: no caller ever hangs, not even
+/// request still waiting fails at once with [`Error::Ended`]: no caller ever hangs, not even
 /// one in another runtime when the connection's own runtime shuts down
 /// ([`Ended::TaskDropped`]).
 ///

@@ -75,7 +75,7 @@ pub enum Error {
     Aborted,
     /// The connection ended before the reply came.
     #[error("the connection ended before the reply came: {0}")]
-    Closed(Ended),
+    Ended(Ended),
     /// No reply within [`Config::request_timeout`](crate::Config::request_timeout).
     #[error("no reply within the request timeout of {0:?}")]
     Timeout(Duration),

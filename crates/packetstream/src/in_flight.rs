@@ -317,7 +317,7 @@ impl InFlight {
         };
         let Some(slot) = slot else {
             // Never: only the owner removes its entry.
-            return Some(Err(Error::Closed(Ended::Local)));
+            return Some(Err(Error::Ended(Ended::Local)));
         };
         if let Some(Entry {
             wait: Wait::Waiting(waiter),
@@ -724,11 +724,11 @@ pub(crate) mod tests {
         let mut got = VecDeque::new();
         t.take_pipe(pipe, &mut got, &w);
         let mut to_wake = Vec::new();
-        let error = Error::Closed(Ended::PeerEof);
+        let error = Error::Ended(Ended::PeerEof);
         assert_eq!(t.fail_all(&error, &mut to_wake), 2);
         wake_all(&mut t, &mut to_wake);
         assert_eq!(count.woken(), 2);
-        assert!(matches!(t.poll_call(call, &w), Some(Err(Error::Closed(_)))));
+        assert!(matches!(t.poll_call(call, &w), Some(Err(Error::Ended(_)))));
         t.take_pipe(pipe, &mut got, &w);
         assert!(matches!(got.pop_front(), Some((tag, Err(_))) if tag == piped));
         assert_eq!(t.live(), 0);

@@ -147,7 +147,7 @@ impl Pipeline {
     /// Outcomes come in the order they came from the peer. Those already here are returned
     /// without a flush, so a task that sends one request per outcome taken sends them in one
     /// write once it has taken all that came together. When the link ends, every request
-    /// still waiting gets [`Error::Closed`], at once. Cancel-safe: a dropped `recv` loses no
+    /// still waiting gets [`Error::Ended`], at once. Cancel-safe: a dropped `recv` loses no
     /// outcome.
     pub async fn recv(&mut self) -> Option<(u64, Result<Response, Error>)> {
         if let Some(outcome) = self.outcomes.pop_front() {

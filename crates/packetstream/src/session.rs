@@ -198,7 +198,7 @@ impl Session {
     /// Why a new request of this side is refused now, if it is.
     fn refusal(&self) -> Option<Error> {
         if let Some(outcome) = &self.outcome {
-            return Some(Error::Closed(ended(outcome)));
+            return Some(Error::Ended(ended(outcome)));
         }
         (self.phase != Phase::Open).then_some(Error::Closing)
     }
@@ -227,7 +227,7 @@ impl Session {
             return Poll::Ready(Err(e));
         }
         let Some(frame) = request.as_ref().map(Outgoing::longest_frame) else {
-            return Poll::Ready(Err(Error::Closed(Ended::Local)));
+            return Poll::Ready(Err(Error::Ended(Ended::Local)));
         };
         let first = self.waiters.front().map(|w| w.ticket);
         let my_turn = first.is_none() || first == *ticket;
@@ -257,7 +257,7 @@ impl Session {
             self.waiters.pop_front();
         }
         let Some(Outgoing { mut packet, body }) = request.take() else {
-            return Poll::Ready(Err(Error::Closed(Ended::Local)));
+            return Poll::Ready(Err(Error::Ended(Ended::Local)));
         };
         let tag = match self.in_flight.issue(packet.channel(), owner) {
             Ok(tag) => tag,
@@ -513,7 +513,7 @@ impl Session {
         }
         let failed = self
             .in_flight
-            .fail_all(&Error::Closed(why.clone()), &mut self.to_wake);
+            .fail_all(&Error::Ended(why.clone()), &mut self.to_wake);
         if failed > 0 {
             debug!(failed, "requests failed: the peer will not answer them");
         }
@@ -723,7 +723,7 @@ impl Session {
     /// The driver's task was dropped before the connection ended (its runtime shut down):
     /// nobody may wait for it any longer.
     pub fn task_dropped(&mut self) {
-        self.cut(Error::Closed(Ended::TaskDropped));
+        self.cut(Error::Ended(Ended::TaskDropped));
     }
 
     fn cut(&mut self, error: Error) {
@@ -738,7 +738,7 @@ impl Session {
         self.phase = Phase::Closed;
         let failed = self
             .in_flight
-            .fail_all(&Error::Closed(ended(&outcome)), &mut self.to_wake);
+            .fail_all(&Error::Ended(ended(&outcome)), &mut self.to_wake);
         if failed > 0 {
             debug!(failed, "requests failed: the connection ended");
         }
@@ -885,7 +885,7 @@ pub(crate) fn encode_reply(config: &Config, job: Job, reply: Option<Reply>, out:
 pub(crate) fn ended(outcome: &Result<(), Error>) -> Ended {
     match outcome {
         Ok(()) => Ended::Local,
-        Err(Error::Closed(why)) => why.clone(),
+        Err(Error::Ended(why)) => why.clone(),
         Err(Error::Aborted) => Ended::Aborted,
         Err(e) => Ended::Failed(Arc::new(e.clone())),
     }

@@ -245,7 +245,7 @@ fn a_close_against_a_peer_that_never_reads_is_cut_at_its_deadline() {
     let (_, waker) = waker();
     assert!(matches!(
         w.s.poll_call(tag, &waker),
-        Some(Err(Error::Closed(Ended::Failed(e)))) if matches!(*e, Error::CloseTimeout(_))
+        Some(Err(Error::Ended(Ended::Failed(e)))) if matches!(*e, Error::CloseTimeout(_))
     ));
 }
 
@@ -293,11 +293,11 @@ fn abort_cuts_at_once_and_fails_everything_waiting() {
     assert_eq!((woken(&count), second.woken()), (1, 1));
     assert!(matches!(
         w.s.poll_call(tag, &waker),
-        Some(Err(Error::Closed(Ended::Aborted)))
+        Some(Err(Error::Ended(Ended::Aborted)))
     ));
     assert!(matches!(
         second.send(&mut w.s),
-        Poll::Ready(Err(Error::Closed(Ended::Aborted)))
+        Poll::Ready(Err(Error::Ended(Ended::Aborted)))
     ));
     assert!(matches!(w.s.outcome(), Some(Err(Error::Aborted))));
     assert!(w.peer_reads().is_empty(), "nothing is written after a cut");
@@ -341,7 +341,7 @@ fn the_peers_eof_fails_our_waiting_requests_at_once() {
     assert_eq!(woken(&count), 1);
     assert!(matches!(
         w.s.poll_call(tag, &waker),
-        Some(Err(Error::Closed(Ended::PeerEof)))
+        Some(Err(Error::Ended(Ended::PeerEof)))
     ));
     assert!(matches!(w.s.read_end(), Some(Ended::PeerEof)));
     assert_eq!(kinds(&w.peer_reads()), ["ERQ", "EOF"]);

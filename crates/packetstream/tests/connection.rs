@@ -365,7 +365,7 @@ async fn a_clean_close_both_ways() {
     server.closed().await.unwrap();
     assert!(matches!(
         client.request(0, 0, "late").await,
-        Err(Error::Closed(Ended::Local))
+        Err(Error::Ended(Ended::Local))
     ));
 
     // The server closes first.
@@ -526,7 +526,7 @@ async fn peer_eof_fails_pending_requests_at_once() {
     raw.send(Packet::EOF).await.unwrap();
     assert!(matches!(
         call.await.unwrap(),
-        Err(Error::Closed(Ended::PeerEof))
+        Err(Error::Ended(Ended::PeerEof))
     ));
     // We still close properly: ERQ, EOF, then the write side shuts.
     let all = rest(&mut raw).await;
@@ -548,7 +548,7 @@ async fn the_stream_ending_fails_pending_requests_at_once() {
     drop(raw);
     assert!(matches!(
         call.await.unwrap(),
-        Err(Error::Closed(Ended::StreamEnd))
+        Err(Error::Ended(Ended::StreamEnd))
     ));
 }
 
@@ -572,7 +572,7 @@ fn a_runtime_shutting_down_fails_the_requests_waiting_in_another() {
         next(&mut raw).await;
         theirs.shutdown_background();
         fn dropped<T>(r: Result<T, Error>) -> bool {
-            matches!(r, Err(Error::Closed(Ended::TaskDropped)))
+            matches!(r, Err(Error::Ended(Ended::TaskDropped)))
         }
         let waited = tokio::time::timeout(Duration::from_secs(5), call)
             .await
@@ -614,7 +614,7 @@ async fn a_truncated_frame_then_eof_fails_the_caller_without_panic() {
         matches!(closed, Error::Truncated { buffered: 4 }),
         "{closed}"
     );
-    let Error::Closed(Ended::Failed(why)) = pending else {
+    let Error::Ended(Ended::Failed(why)) = pending else {
         panic!("{pending}")
     };
     assert!(matches!(*why, Error::Truncated { .. }));
@@ -630,7 +630,7 @@ async fn a_length_prefix_over_max_packet_closes_the_connection() {
     let (pending, closed) =
         pending_request_meets(&[0xa0, 0x80, 0x80, 0x80, 0x80, 0x00], false, config).await;
     assert!(matches!(closed, Error::PacketTooLarge { len, max: 1024 } if len == 1 << 40));
-    assert!(matches!(pending, Error::Closed(Ended::Failed(_))));
+    assert!(matches!(pending, Error::Ended(Ended::Failed(_))));
 }
 
 #[tokio::test]
@@ -1055,13 +1055,13 @@ async fn when_the_link_ends_a_pipeline_gets_what_came_then_each_request_its_erro
         .expect("b's outcome");
     assert_eq!(tag, b.tag());
     assert!(
-        matches!(outcome, Err(Error::Closed(Ended::PeerEof))),
+        matches!(outcome, Err(Error::Ended(Ended::PeerEof))),
         "{outcome:?}"
     );
     assert!(pipeline.recv().await.is_none());
     assert!(matches!(
         pipeline.send(0, 3, "c").await,
-        Err(Error::Closed(_) | Error::Closing)
+        Err(Error::Ended(_) | Error::Closing)
     ));
 }
 
@@ -1200,14 +1200,14 @@ async fn abort_cuts_at_once() {
     client.abort();
     assert!(matches!(
         call.await.unwrap(),
-        Err(Error::Closed(Ended::Aborted))
+        Err(Error::Ended(Ended::Aborted))
     ));
     assert!(matches!(client.closed().await, Err(Error::Aborted)));
     // The stream is dropped with nothing more written: no ERQ, no EOF.
     assert!(rest(&mut raw).await.is_empty());
     assert!(matches!(
         client.request(0, 1, "after").await,
-        Err(Error::Closed(Ended::Aborted))
+        Err(Error::Ended(Ended::Aborted))
     ));
 }
 
@@ -1231,7 +1231,7 @@ async fn close_against_a_peer_that_never_reads_ends_by_its_deadline() {
     assert!(matches!(client.close().await, Err(Error::CloseTimeout(_))));
     assert_eq!(started.elapsed(), Duration::from_secs(3));
     for call in calls {
-        assert!(matches!(call.await.unwrap(), Err(Error::Closed(_))));
+        assert!(matches!(call.await.unwrap(), Err(Error::Ended(_))));
     }
     drop(theirs);
 }

@@ -171,7 +171,7 @@ mod tests {
         for cut in 0..wire.len() {
             let e = Call::decode(wire.slice(..cut)).unwrap_err();
             assert!(
-                matches!(e, Error::Truncated { what: "call", .. }),
+                matches!(e, Error::Malformed { what: "call", .. }),
                 "{cut}: {e}"
             );
         }

@@ -168,7 +168,7 @@ impl Client {
         let mut message = BytesMut::with_capacity(call.encoded_len());
         call.encode(&mut message);
         if self.outbox.send((tag, message.freeze())).is_err() {
-            return Err(Error::Ended(Arc::new(Error::Closed)));
+            return Err(Error::Ended(Arc::new(Error::PeerClosed)));
         }
         pending.await.map_err(unanswered)
     }
@@ -222,8 +222,9 @@ fn unanswered(e: Unanswered<Arc<Error>>) -> Error {
     match e {
         Unanswered::Failed(e) => Arc::try_unwrap(e).unwrap_or_else(Error::Ended),
         Unanswered::Exhausted => Error::XidsExhausted,
-        // Never: a call awaits its reply once.
-        Unanswered::Spent => Error::Ended(Arc::new(Error::Closed)),
+        // Spent never happens (a call awaits its reply once), and a kind kernel-flows may add
+        // later is a call that got no reply.
+        _ => Error::Ended(Arc::new(Error::PeerClosed)),
     }
 }
 
@@ -357,7 +358,7 @@ struct Driver<L> {
 impl<L: Link> Driver<L> {
     async fn run(mut self) {
         let end = poll_fn(|cx| self.poll_drive(cx)).await;
-        let reason = end.err().unwrap_or(Error::Closed);
+        let reason = end.err().unwrap_or(Error::PeerClosed);
         debug!(%reason, "client ended");
         self.calls.fail_all(Arc::new(reason));
     }
@@ -415,7 +416,7 @@ impl<L: Link> Driver<L> {
             }
             while let Poll::Ready(record) = self.link.poll_record(cx, &mut self.limit) {
                 let Some(record) = record? else {
-                    return Poll::Ready(Err(Error::Closed));
+                    return Poll::Ready(Err(Error::PeerClosed));
                 };
                 progress = true;
                 self.take(record);

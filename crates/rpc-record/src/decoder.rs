@@ -175,7 +175,7 @@ impl RecordDecoder {
     }
 
     /// [`decode`](RecordDecoder::decode) when the stream has ended: a record still
-    /// incomplete once `src` is used up is [`Error::EofWithinMessage`]; `None` is a clean end
+    /// incomplete once `src` is used up is [`Error::Truncated`]; `None` is a clean end
     /// between records.
     pub fn decode_eof(
         &mut self,
@@ -188,7 +188,7 @@ impl RecordDecoder {
             None => {
                 let buffered = src.len() + self.held();
                 warn!(buffered, "EOF within message");
-                Err(Error::EofWithinMessage { buffered })
+                Err(Error::Truncated { buffered })
             }
         }
     }

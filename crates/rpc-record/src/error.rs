@@ -27,15 +27,15 @@ pub enum Error {
         /// The record's length.
         len: u64,
     },
-    /// The stream ended inside a record.
+    /// The stream ended inside a record (Ocamlnet's "EOF within message").
     #[error("EOF within message ({buffered} bytes of a record were buffered)")]
-    EofWithinMessage {
+    Truncated {
         /// The payload bytes of the unfinished record that had arrived (marks not counted).
         buffered: usize,
     },
-    /// A message ended before `field` was complete.
-    #[error("{what}: truncated at {field}")]
-    Truncated {
+    /// A whole message that ends inside `field`.
+    #[error("{what}: the message ends inside its {field}")]
+    Malformed {
         /// What was being read: `call`, `reply`, `PMAPPROC_DUMP result`.
         what: &'static str,
         /// The field that was cut.
@@ -135,9 +135,10 @@ pub enum Error {
         /// The limit that applied.
         max: usize,
     },
-    /// The peer did not close its side within the linger time of a shutdown.
-    #[error("shutdown: no EOF from the peer within {0:?}")]
-    ShutdownTimeout(std::time::Duration),
+    /// A close (shutdown: our half-close, then the peer's EOF) did not finish within its
+    /// linger time.
+    #[error("the close did not finish within its deadline of {0:?}: no EOF from the peer")]
+    CloseTimeout(std::time::Duration),
     /// A datagram longer than [`Config::max_datagram`](crate::Config::max_datagram), received
     /// (and dropped) or refused for sending.
     #[error("datagram too large: {len} bytes, the limit is {max}")]
@@ -160,7 +161,7 @@ pub enum Error {
     Ended(std::sync::Arc<Error>),
     /// The peer closed the connection cleanly.
     #[error("the peer closed the connection")]
-    Closed,
+    PeerClosed,
     /// No reply came in time.
     #[error("no reply within {0:?}")]
     Timeout(std::time::Duration),

@@ -249,7 +249,7 @@ mod tests {
         // Cut before the end marker: an error, not a short list.
         assert!(matches!(
             Mapping::decode_dump(words.slice(..words.len() - 4)),
-            Err(Error::Truncated { .. })
+            Err(Error::Malformed { .. })
         ));
         assert!(Mapping::decode_dump(Bytes::from_static(&[0, 0, 0, 2])).is_err());
     }

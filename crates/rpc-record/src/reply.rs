@@ -269,7 +269,7 @@ mod tests {
         for cut in 0..wire.len() {
             assert!(matches!(
                 Reply::decode(wire.clone().freeze().slice(..cut)),
-                Err(Error::Truncated { what: "reply", .. })
+                Err(Error::Malformed { what: "reply", .. })
             ));
         }
     }

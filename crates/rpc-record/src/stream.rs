@@ -143,7 +143,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
     }
 
     /// Reads the next record, accepting it within [`Config::max_record`]; `None` when the
-    /// stream ended between records, [`Error::EofWithinMessage`] when it ended inside one.
+    /// stream ended between records, [`Error::Truncated`] when it ended inside one.
     pub async fn read(&mut self) -> Result<Option<Bytes>, Error> {
         loop {
             match self.read_with(&mut AcceptAll).await? {
@@ -348,7 +348,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
     /// of it within `linger`, so that a peer that reads nothing cannot hold the close.
     /// Afterwards [`read_eof`](RecordStream::read_eof) is true.
     ///
-    /// [`Error::ShutdownTimeout`] when the close did not finish in time (what was queued
+    /// [`Error::CloseTimeout`] when the close did not finish in time (what was queued
     /// may not all have gone out).
     pub async fn shutdown(&mut self, linger: Duration) -> Result<(), Error> {
         let deadline = Instant::now() + linger;
@@ -373,7 +373,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
                     "the close did not finish in time"
                 );
                 self.read_eof = true;
-                Err(Error::ShutdownTimeout(linger))
+                Err(Error::CloseTimeout(linger))
             }
         }
     }

@@ -70,7 +70,7 @@ async fn when_the_link_dies_every_waiting_call_fails_at_once() {
     for result in [one, two] {
         let e = result.unwrap_err();
         assert!(
-            matches!(&e, Error::Ended(why) if matches!(**why, Error::Closed)),
+            matches!(&e, Error::Ended(why) if matches!(**why, Error::PeerClosed)),
             "{e}"
         );
     }

@@ -38,7 +38,7 @@ async fn a_stream_that_ends_inside_a_record_is_eof_within_message() {
     raw.write_all(&[0x80, 0, 0, 40, 1, 2, 3]).await.unwrap();
     drop(raw);
     let e = server.read().await.unwrap_err();
-    assert!(matches!(e, Error::EofWithinMessage { .. }), "{e}");
+    assert!(matches!(e, Error::Truncated { .. }), "{e}");
     assert!(e.to_string().starts_with("EOF within message"));
 }
 
@@ -121,7 +121,7 @@ async fn shutdown_waits_for_the_peers_eof_up_to_the_linger_time() {
     // A peer that never closes.
     let (mut client, _silent) = pair();
     let e = client.shutdown(Duration::from_secs(5)).await.unwrap_err();
-    assert!(matches!(e, Error::ShutdownTimeout(_)), "{e}");
+    assert!(matches!(e, Error::CloseTimeout(_)), "{e}");
 }
 
 #[tokio::test]
@@ -265,7 +265,7 @@ async fn a_shutdown_towards_a_peer_that_reads_nothing_ends_at_the_linger_time() 
     let started = tokio::time::Instant::now();
     let e = stream.shutdown(Duration::from_secs(3)).await.unwrap_err();
     assert!(
-        matches!(e, Error::ShutdownTimeout(d) if d == Duration::from_secs(3)),
+        matches!(e, Error::CloseTimeout(d) if d == Duration::from_secs(3)),
         "{e}"
     );
     assert_eq!(started.elapsed(), Duration::from_secs(3));

@@ -122,10 +122,7 @@ fn a_truncated_record_is_eof_within_message() {
     let (records, end) = decode_all(&wire);
     assert!(records.is_empty());
     let err = end.unwrap_err();
-    assert!(
-        matches!(err, Error::EofWithinMessage { buffered: 8 }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Truncated { buffered: 8 }), "{err}");
     assert!(err.to_string().starts_with("EOF within message"));
 }
 
@@ -232,7 +229,7 @@ fn calls_sent_to_rpcbind_decode_or_fail_as_rpcbind_took_them() {
 
                 Err(e) => {
                     // Only records rpcbind cut short (first fragment taken alone) are partial.
-                    assert!(matches!(e, Error::Truncated { .. }), "{name}: {e}");
+                    assert!(matches!(e, Error::Malformed { .. }), "{name}: {e}");
                 }
             }
         }

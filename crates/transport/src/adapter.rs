@@ -20,6 +20,7 @@ use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::config::AdapterConfig;
 use crate::{Error, Stack, Upgrade};
 
 /// What the inbox carries, in order: frames to send and commands that apply after every
@@ -81,37 +82,6 @@ pub struct Signal {
     /// How many times the idle timeout has passed with no reading or writing (Ocamlnet's
     /// `set_timeout` notification): it counts up each time, and activity restarts the wait.
     pub idle: u64,
-}
-
-/// Sizes and the idle timeout of a [`SocketAdapter`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdapterConfig {
-    /// How many frames the inbox holds (default 64): sends wait beyond it.
-    pub inbox: usize,
-    /// How many decoded frames the outbox holds (default 64): reading the socket stops while
-    /// it is full.
-    pub outbox: usize,
-    /// While more than this many encoded bytes wait to be written, no frame is taken from the
-    /// inbox (default 64 KiB).
-    pub write_high_water: usize,
-    /// Notify (in [`Signal::idle`]) when nothing was read or written for this long (default:
-    /// never).
-    pub idle_timeout: Option<Duration>,
-    /// How long an upgrade's handshake may take before the adapter faults with
-    /// [`Error::HandshakeTimeout`] (default 10 s).
-    pub handshake_timeout: Duration,
-}
-
-impl Default for AdapterConfig {
-    fn default() -> Self {
-        AdapterConfig {
-            inbox: 64,
-            outbox: 64,
-            write_high_water: 64 * 1024,
-            idle_timeout: None,
-            handshake_timeout: Duration::from_secs(10),
-        }
-    }
 }
 
 /// The end of an adapter: awaits how it ended. [`Exit::Interrupted`] when its task was

@@ -14,27 +14,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::config::Config;
 use crate::connections::{Address, Connections, Credentials, Outcome, Peer, Shutdown};
 use crate::{Stack, TlsInfo, TlsServer};
-
-/// Limits of an [`Interface`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// How many connections may be live at once (default 1024). At the limit the listeners
-    /// stop accepting; new connections wait in the kernel's backlog.
-    pub max_connections: usize,
-    /// How long a TLS handshake may take before the connection is dropped (default 10 s).
-    pub handshake_timeout: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_connections: 1024,
-            handshake_timeout: Duration::from_secs(10),
-        }
-    }
-}
 
 /// A listening socket.
 #[derive(Debug)]

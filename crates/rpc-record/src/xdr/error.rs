@@ -6,9 +6,9 @@ use nom::error::{ErrorKind, ParseError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum XdrError {
-    /// The input ended inside a value.
-    #[error("XDR input ends inside a value")]
-    Truncated,
+    /// The input is too short: it ends inside a value.
+    #[error("XDR input too short: it ends inside a value")]
+    TooShort,
     /// A variable-length item declared more than its limit: the declared maximum, or what
     /// the bytes left could hold.
     #[error("XDR item of length {len} over its limit of {max}")]
@@ -52,7 +52,7 @@ impl XdrError {
     pub fn from_nom(err: nom::Err<XdrError>) -> XdrError {
         match err {
             nom::Err::Error(e) | nom::Err::Failure(e) => e,
-            nom::Err::Incomplete(_) => XdrError::Truncated,
+            nom::Err::Incomplete(_) => XdrError::TooShort,
         }
     }
 }
@@ -61,8 +61,8 @@ impl ParseError<&[u8]> for XdrError {
     fn from_error_kind(input: &[u8], kind: ErrorKind) -> Self {
         match kind {
             // nom's byte parsers report a short input so.
-            ErrorKind::Eof | ErrorKind::Complete => XdrError::Truncated,
-            _ if input.is_empty() => XdrError::Truncated,
+            ErrorKind::Eof | ErrorKind::Complete => XdrError::TooShort,
+            _ if input.is_empty() => XdrError::TooShort,
             kind => XdrError::Refused(kind),
         }
     }

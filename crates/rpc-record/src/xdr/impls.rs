@@ -212,7 +212,7 @@ impl<T: Decode, const N: usize> Decode for [T; N] {
         match items.try_into() {
             Ok(array) => Ok((input, array)),
             // Never: N items were pushed.
-            Err(_) => Err(nom::Err::Error(XdrError::Truncated)),
+            Err(_) => Err(nom::Err::Error(XdrError::TooShort)),
         }
     }
 }

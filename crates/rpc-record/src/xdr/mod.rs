@@ -92,7 +92,7 @@ pub trait Encode {
 /// A type that can be read from its XDR encoding.
 ///
 /// `decode` is a nom parser: it takes the input and returns what is left after the value.
-/// A value cut short is [`XdrError::Truncated`] (as a `nom::Err::Error`: XDR messages
+/// A value cut short is [`XdrError::TooShort`] (as a `nom::Err::Error`: XDR messages
 /// arrive whole, so there is nothing to wait for).
 pub trait Decode: Sized {
     /// Reads one value from the front of `input`.

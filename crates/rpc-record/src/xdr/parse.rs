@@ -9,14 +9,14 @@ use super::{XdrError, XdrResult};
 
 /// The length a variable-length item declares, refused before anything is taken when it is
 /// over `max` ([`XdrError::TooLong`]), or over what the bytes left could hold at `unit` bytes
-/// an element ([`XdrError::Truncated`]).
+/// an element ([`XdrError::TooShort`]).
 fn length(input: &[u8], max: u32, unit: usize) -> XdrResult<'_, usize> {
     let (rest, len) = be_u32(input)?;
     if len > max {
         return Err(nom::Err::Error(XdrError::TooLong { len, max }));
     }
     if len as usize > rest.len() / unit {
-        return Err(nom::Err::Error(XdrError::Truncated));
+        return Err(nom::Err::Error(XdrError::TooShort));
     }
     Ok((rest, len as usize))
 }
@@ -106,18 +106,18 @@ mod tests {
         );
         assert_eq!(
             opaque(u32::MAX)(&declared(u32::MAX)).unwrap_err(),
-            nom::Err::Error(XdrError::Truncated)
+            nom::Err::Error(XdrError::TooShort)
         );
         // Two elements fit in 8 bytes; a billion do not, and nothing is reserved for them.
         assert_eq!(array(10, u32::decode)(&declared(2)).unwrap().1.len(), 2);
         assert_eq!(
             array(u32::MAX, u32::decode)(&declared(1 << 30)).unwrap_err(),
-            nom::Err::Error(XdrError::Truncated)
+            nom::Err::Error(XdrError::TooShort)
         );
         // Padding is part of the item: cut inside it is a truncation.
         assert_eq!(
             opaque(8)(&declared(3)[..7]).unwrap_err(),
-            nom::Err::Error(XdrError::Truncated)
+            nom::Err::Error(XdrError::TooShort)
         );
     }
 

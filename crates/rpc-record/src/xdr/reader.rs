@@ -37,7 +37,7 @@ impl XdrReader {
                 field,
                 value,
             },
-            XdrError::Truncated => Error::Truncated {
+            XdrError::TooShort => Error::Malformed {
                 what: self.what,
                 field,
             },
@@ -121,12 +121,12 @@ mod tests {
         let mut reader = XdrReader::new(Bytes::from_static(b"\xff\xff\xff\xf0ab"), "test");
         assert!(matches!(
             reader.opaque("body", u32::MAX),
-            Err(Error::Truncated { field: "body", .. })
+            Err(Error::Malformed { field: "body", .. })
         ));
         let mut reader = XdrReader::new(Bytes::from_static(b"\0\0\0\x05ab"), "test");
         assert!(matches!(
             reader.opaque("body", 400),
-            Err(Error::Truncated { field: "body", .. })
+            Err(Error::Malformed { field: "body", .. })
         ));
     }
 }
