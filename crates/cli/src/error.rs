@@ -14,6 +14,14 @@ pub enum CliError {
         /// How many steps ran.
         total: usize,
     },
+    /// Some workloads of `strata bench` failed.
+    #[error("{failed} of {total} bench workloads failed")]
+    Bench {
+        /// How many workloads failed.
+        failed: usize,
+        /// How many ran.
+        total: usize,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod demo;
 mod error;
 mod memo;
@@ -41,6 +42,9 @@ enum Command {
     Memo(memo::Args),
     /// Serve, ping, call or list ONC RPC programs, as rpcbind, rpcinfo and rpcgen clients do.
     Rpc(rpc::Args),
+    /// Measure each layer beside its baseline (quick rounds in this process, on loopback),
+    /// showing progress on stderr, then print a table of rates and ratios.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Command::Packet(args) => packet::run(args).await,
             Command::Memo(args) => memo::run(args).await,
             Command::Rpc(args) => rpc::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     })
 }

@@ -94,7 +94,8 @@ pub async fn run(args: Args) -> Result<(), CliError> {
     }
 }
 
-/// The handler table of `specs/packetstream.md` §4.4, keyed by handler rq_type.
+/// What `strata packet serve` answers, by rq_type: 0 echo, 1 reverse with flags 0x11, 2
+/// nothing, 3 flags+1, 4 "héllo", 6 sleep PAYLOAD ms then echo, anything else a failure.
 pub async fn table(request: Request) -> Result<Reply, String> {
     let Request {
         rq_type,

@@ -78,3 +78,45 @@ fn demo_runs_every_step_and_ends_with_a_table_of_them() {
     assert!(stdout.contains("0 orphans"), "{stdout}");
     assert!(stdout.contains("series produce completed"), "{stdout}");
 }
+
+#[test]
+fn bench_measures_a_layer_beside_its_baseline_with_progress_and_a_table_of_ratios() {
+    let out = strata(&["bench", "flows", "--seconds", "0.02", "--rounds", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Progress: one line a round of each workload, on stderr.
+    assert_eq!(
+        stderr.matches("bench [1/2] kernel-flows").count(),
+        2,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("bench [2/2] kernel-flows").count(),
+        2,
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("kernel-flows"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for row in rows {
+        // Both rates, then the ratio, a positive number.
+        assert_eq!(row.matches("/s").count(), 2, "{row}");
+        let ratio = row.rsplit(' ').next().and_then(|r| r.strip_suffix('x'));
+        let ratio: f64 = ratio.and_then(|r| r.parse().ok()).expect(row);
+        assert!(ratio > 0.0, "{row}");
+    }
+    assert!(
+        !stdout.contains("packetstream"),
+        "only the layer asked for: {stdout}"
+    );
+}
+
+#[test]
+fn bench_refuses_a_layer_it_does_not_know() {
+    let out = strata(&["bench", "quic"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("quic"));
+}

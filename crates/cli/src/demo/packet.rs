@@ -1,4 +1,4 @@
-//! The packetstream steps: `strata packet serve`'s handler table over loopback TCP, plain
+//! The packetstream steps: `strata packet serve`'s handlers (echo first) over loopback TCP, plain
 //! and through a TLS stack, called with 64 requests in flight.
 
 use std::sync::Arc;

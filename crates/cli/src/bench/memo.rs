@@ -1,0 +1,257 @@
+//! memogram: memos of one gram over loopback UDP against bare datagrams of the same size,
+//! one a syscall; a signed memo cut and fused in memory against ed25519-dalek signing and
+//! verifying as many messages of a gram's size.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{Signer as _, SigningKey};
+use memogram::{Config, Encoding, Mid, Reassembly, Receiver, Seed, Sender, Shape, Signer, segment};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+use super::{Clock, Layer, Pair, Sample, Side, timed};
+
+/// A gram's size: hio's.
+const GRAM: usize = 1240;
+/// A one-gram memo's body: a gram less its header.
+const ONE_GRAM_MEMO: usize = GRAM - 32;
+/// Datagrams a sender may be ahead of its receiver: well inside the default receive buffer.
+const WINDOW: u64 = 64;
+/// Datagrams (or memos) a batch sends.
+const BATCH: u64 = 1024;
+/// The signed memo cut and fused in memory.
+const SIGNED_MEMO: usize = 64 * 1024;
+/// How long a batch waits for the receiver before calling its datagrams lost.
+const LOST_AFTER: Duration = Duration::from_secs(2);
+
+pub const PAIRS: &[Pair] = &[
+    Pair {
+        layer: Layer::Memo,
+        workload: "one-gram memos over loopback UDP",
+        unit: "memos",
+        baseline: Side {
+            name: "bare datagrams",
+            run: |budget| Box::pin(datagrams(budget)),
+        },
+        strata: Side {
+            name: "send_all(), 64 at a time",
+            run: |budget| Box::pin(memos(budget)),
+        },
+    },
+    Pair {
+        layer: Layer::Memo,
+        workload: "signed 64 KiB memo, in memory",
+        unit: "grams",
+        baseline: Side {
+            name: "bare Ed25519 sign+verify",
+            run: |budget| Box::pin(timed(budget, || async { Ok(bare_ed25519()) })),
+        },
+        strata: Side {
+            name: "segment + Reassembly",
+            run: |budget| Box::pin(timed(budget, || async { signed_memo() })),
+        },
+    },
+];
+
+/// What the receiving side has taken, for the sender's window.
+#[derive(Default)]
+struct Taken(AtomicU64);
+
+impl Taken {
+    /// Waits until fewer than `window` of `sent` are untaken; an error once nothing has
+    /// arrived for [`LOST_AFTER`].
+    async fn wait_below(&self, sent: u64, window: u64) -> Result<(), String> {
+        let (mut seen, mut since) = (self.0.load(Ordering::Acquire), Instant::now());
+        while sent >= self.0.load(Ordering::Acquire) + window {
+            let now = self.0.load(Ordering::Acquire);
+            if now != seen {
+                (seen, since) = (now, Instant::now());
+            } else if since.elapsed() > LOST_AFTER {
+                return Err(format!("{} datagrams were lost", sent - now));
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+}
+
+async fn udp_pair() -> Result<(UdpSocket, UdpSocket), String> {
+    let bind = || UdpSocket::bind("127.0.0.1:0");
+    let (a, b) = tokio::join!(bind(), bind());
+    Ok((a.map_err(|e| e.to_string())?, b.map_err(|e| e.to_string())?))
+}
+
+/// Sends batches of [`BATCH`] by `send` (given how many are sent so far) until the clock
+/// stops, each batch waiting until the receiver has taken it all.
+async fn windowed<F, Fut>(
+    budget: Duration,
+    taken: &Taken,
+    step: u64,
+    mut send: F,
+) -> Result<Sample, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let clock = Clock::start(budget);
+    let mut sent = 0;
+    while clock.running() {
+        for _ in 0..BATCH / step {
+            taken.wait_below(sent + step - 1, WINDOW).await?;
+            send().await?;
+            sent += step;
+        }
+        taken.wait_below(sent + WINDOW - 1, WINDOW).await?;
+    }
+    Ok(clock.sample(sent))
+}
+
+async fn datagrams(budget: Duration) -> Result<Sample, String> {
+    let (a, b) = udp_pair().await?;
+    let to = b.local_addr().map_err(|e| e.to_string())?;
+    let taken = Arc::new(Taken::default());
+    let receiving: JoinHandle<()> = tokio::spawn({
+        let taken = Arc::clone(&taken);
+        async move {
+            let mut buf = vec![0; 65536];
+            while let Ok((n, _)) = b.recv_from(&mut buf).await {
+                if n == GRAM {
+                    taken.0.fetch_add(1, Ordering::Release);
+                }
+            }
+        }
+    });
+    let datagram = vec![0x5a; GRAM];
+    let sample = windowed(budget, &taken, 1, || async {
+        match a.send_to(&datagram, to).await {
+            Ok(n) if n == GRAM => Ok(()),
+            Ok(n) => Err(format!("a datagram went out as {n} bytes")),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    receiving.abort();
+    sample
+}
+
+async fn memos(budget: Duration) -> Result<Sample, String> {
+    let loopback = "127.0.0.1:0".parse().map_err(|_| "no loopback address")?;
+    let a = memogram::bind_udp(loopback)
+        .await
+        .map_err(|e| e.to_string())?;
+    let b = memogram::bind_udp(loopback)
+        .await
+        .map_err(|e| e.to_string())?;
+    let to = b.local_addr().map_err(|e| e.to_string())?;
+    let taken = Arc::new(Taken::default());
+    let receiving: JoinHandle<()> = tokio::spawn({
+        let taken = Arc::clone(&taken);
+        async move {
+            let mut receiver = Receiver::new(Arc::new(b), Config::default());
+            while let Ok(memo) = receiver.recv().await {
+                if memo.body().len() == ONE_GRAM_MEMO {
+                    taken.0.fetch_add(1, Ordering::Release);
+                }
+            }
+        }
+    });
+    let sender = Sender::new(Arc::new(a), Config::default()).size(GRAM);
+    let memo = vec![0x5a; ONE_GRAM_MEMO];
+    let sample = windowed(budget, &taken, 64, || async {
+        let memos = (0..64).map(|_| memo.as_slice());
+        sender
+            .send_all(memos, &to)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    receiving.abort();
+    sample
+}
+
+fn shape() -> Shape {
+    Shape {
+        size: GRAM,
+        encoding: Encoding::Base64,
+    }
+}
+
+fn signer() -> Signer {
+    Signer::from_seed(&Seed::new([7; 32]))
+}
+
+/// How many grams the signed memo is cut into.
+fn signed_grams() -> u64 {
+    segment(
+        &[0; SIGNED_MEMO],
+        Mid::fresh(),
+        &shape(),
+        Some(&signer()),
+        &Config::default(),
+    )
+    .map_or(0, |grams| grams.len() as u64)
+}
+
+/// The signed memo cut into grams, signed, and fused again: the grams it took.
+fn signed_memo() -> Result<u64, String> {
+    let config = Config::default();
+    let memo = vec![0x5a; SIGNED_MEMO];
+    let grams = segment(&memo, Mid::fresh(), &shape(), Some(&signer()), &config)
+        .map_err(|e| e.to_string())?;
+    let count = grams.len() as u64;
+    let mut reassembly = Reassembly::new(config);
+    let now = Instant::now();
+    let mut whole = None;
+    for gram in grams {
+        whole = reassembly
+            .receive(gram, 0u8, now)
+            .map_err(|e| e.to_string())?
+            .or(whole);
+    }
+    match whole {
+        Some(m) if m.body().len() == SIGNED_MEMO => Ok(count),
+        _ => Err("the signed memo did not come whole".to_owned()),
+    }
+}
+
+/// As many gram-sized messages as the signed memo has grams, signed and verified with
+/// nothing else.
+fn bare_ed25519() -> u64 {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let verifying = key.verifying_key();
+    let message = vec![0x5a; GRAM];
+    let grams = signed_grams();
+    let mut good = 0;
+    for _ in 0..grams {
+        let signature = key.sign(black_box(&message));
+        good += u64::from(verifying.verify_strict(&message, &signature).is_ok());
+    }
+    good
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signed_memo_and_its_baseline_count_the_same_grams() {
+        let grams = signed_grams();
+        assert!(grams > 50, "{grams}");
+        assert_eq!(signed_memo(), Ok(grams));
+        assert_eq!(bare_ed25519(), grams);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_udp_sides_deliver_whole_batches() {
+        let raw = datagrams(Duration::from_millis(20)).await.unwrap();
+        let ours = memos(Duration::from_millis(20)).await.unwrap();
+        for sample in [raw, ours] {
+            assert!(sample.units >= BATCH, "{sample:?}");
+            assert_eq!(sample.units % BATCH, 0, "{sample:?}");
+        }
+    }
+}
