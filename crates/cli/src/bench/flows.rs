@@ -34,7 +34,7 @@ pub const PAIRS: &[Pair] = &[
     },
     Pair {
         layer: Layer::Flows,
-        workload: "correlated round trips, 2 tasks",
+        workload: "correlated round trips, 2 tasks interleaved",
         unit: "round trips",
         baseline: Side {
             name: "Mutex<HashMap<oneshot>>",

@@ -3,7 +3,9 @@
 //! A [`Pair`] is one workload run two ways: by a baseline that does the same work without
 //! the layer (a plain loop, hand-wired channels, a raw echo, bare datagrams, a memcpy), and
 //! by the layer. Each round runs both for the same time, the baseline first in every other
-//! round; the table gives each side's median rate and the median of the rounds' ratios.
+//! round, each on a thread of its own with a one-thread runtime (its client and server
+//! tasks included); the table gives each side's median rate and the median of the rounds'
+//! ratios.
 //! This is a quick look, not the criterion benches of `benches/`, whose figures the
 //! repository's BENCHMARKS.md gives.
 
@@ -157,11 +159,11 @@ async fn measure(pair: &Pair, args: &Args, index: usize, total: usize) -> Result
             args.rounds
         );
         let (b, s) = if round % 2 == 0 {
-            let b = (pair.baseline.run)(budget).await?;
-            (b, (pair.strata.run)(budget).await?)
+            let b = on_its_own_thread(&pair.baseline, budget).await?;
+            (b, on_its_own_thread(&pair.strata, budget).await?)
         } else {
-            let s = (pair.strata.run)(budget).await?;
-            ((pair.baseline.run)(budget).await?, s)
+            let s = on_its_own_thread(&pair.strata, budget).await?;
+            (on_its_own_thread(&pair.baseline, budget).await?, s)
         };
         if b.units == 0 || s.units == 0 {
             return Err("a side did no work in its time".to_owned());
@@ -175,6 +177,27 @@ async fn measure(pair: &Pair, args: &Args, index: usize, total: usize) -> Result
         strata: median(strata),
         ratio: median(ratios),
     })
+}
+
+/// Runs a side on a thread of its own, in a runtime of one thread: its client and server
+/// tasks share that thread, so the figures compare what each side costs, not where the
+/// scheduler happened to put its tasks (which moved round trips by 3x between runs).
+async fn on_its_own_thread(side: &Side, budget: Duration) -> Result<Sample, String> {
+    let run = side.run;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("strata-bench".to_owned())
+        .spawn(move || {
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start a runtime: {e}"))
+                .and_then(|rt| rt.block_on(run(budget)));
+            // The receiver is gone only if the bench was cancelled.
+            let _ = tx.send(outcome);
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    rx.await.map_err(|_| format!("{} panicked", side.name))?
 }
 
 fn name(layer: Layer) -> &'static str {
