@@ -41,3 +41,8 @@ pub use memogram;
 /// ONC RPC record marking and transporters: the `rpc-record` crate.
 #[cfg(feature = "rpc-record")]
 pub use rpc_record;
+
+/// The README's code, run as doctests so that what it shows keeps compiling and working.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
