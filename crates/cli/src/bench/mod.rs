@@ -290,31 +290,8 @@ fn table(rows: &[(&Pair, Result<Outcome, String>)]) -> String {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |fields: Vec<&str>| {
-        let padded: Vec<String> = fields
-            .iter()
-            .zip(&widths)
-            .map(|(f, w)| format!("{f:<w$}"))
-            .collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
     let mut out = String::from("\n");
-    out.push_str(&line(header.to_vec()));
-    let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    out.push_str(&line(rules.iter().map(String::as_str).collect()));
-    for row in &cells {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
+    out.push_str(&crate::columns::render(header, &cells));
     out.push_str(
         "\nratio: strata's rate over the baseline's, the median of the rounds (above 1: faster)\n",
     );

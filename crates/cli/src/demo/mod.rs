@@ -144,37 +144,7 @@ fn table(rows: &[Row]) -> String {
             ],
         })
         .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |fields: &[&str]| {
-        let padded: Vec<String> = fields
-            .iter()
-            .zip(&widths)
-            .map(|(f, w)| format!("{f:<w$}"))
-            .collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(&header);
-    out.push_str(&line(
-        &widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
-    for row in &cells {
-        out.push_str(&line(&row.iter().map(String::as_str).collect::<Vec<_>>()));
-    }
+    let mut out = crate::columns::render(header, &cells);
     let ok = rows.iter().filter(|r| r.outcome.is_ok()).count();
     out.push_str(&format!("\n{ok} of {} steps ok\n", rows.len()));
     out
