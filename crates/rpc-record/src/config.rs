@@ -28,7 +28,8 @@ pub struct Config {
     pub max_in_flight: usize,
     /// How many bytes of replies a server lets wait for a peer that does not read them:
     /// beyond it, [`serve_stream`](crate::serve_stream) reads no more calls until they are
-    /// sent. Default 256 KiB.
+    /// sent. Default 256 KiB; values below 1 count as 1 (reading stops after each reply
+    /// until it is sent).
     pub max_unsent: usize,
     /// The bytes all the connections of one server may hold between them (records being
     /// read, replies not yet sent, read windows): the size of the [`Budget`](crate::Budget)

@@ -113,7 +113,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
             record: None,
             record_timeout: config.record_timeout,
             charge: None,
-            max_unsent: config.max_unsent,
+            max_unsent: config.max_unsent.max(1),
             max_calls: config.max_calls.max(1),
             drain_timeout: config.drain_timeout,
             busy_poll: config.busy_poll,

@@ -317,3 +317,29 @@ async fn a_busy_polling_server_spins_after_a_call_then_sleeps_and_answers_as_any
     let ended = tokio::time::timeout(Duration::from_secs(5), served).await;
     assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
 }
+
+#[tokio::test]
+async fn a_max_unsent_of_zero_counts_as_one_byte_and_calls_are_answered() {
+    // 0 would mean "backed up" before anything was queued: the server neither read nor
+    // slept, but spun. It counts as 1, as the field's doc says.
+    let service = sleepy(Arc::default(), Arc::default());
+    let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+    let config = Config {
+        max_unsent: 0,
+        ..Config::default()
+    };
+    let serving = tokio::spawn(async move {
+        serve_stream(&mut RecordStream::new(ours, &config), &service).await
+    });
+    for xid in 1..=3 {
+        peer.write_all(&call_record(xid, 0)).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(5), read_reply(&mut peer))
+            .await
+            .expect("answered");
+        assert_eq!(reply.xid, Xid(xid));
+        assert_eq!(reply.outcome, Ok(xdr::to_bytes(&0u32)));
+    }
+    drop(peer);
+    let ended = tokio::time::timeout(Duration::from_secs(5), serving).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+}
