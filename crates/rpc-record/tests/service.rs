@@ -328,9 +328,10 @@ async fn a_max_unsent_of_zero_counts_as_one_byte_and_calls_are_answered() {
         max_unsent: 0,
         ..Config::default()
     };
-    let serving = tokio::spawn(async move {
-        serve_stream(&mut RecordStream::new(ours, &config), &service).await
-    });
+    let serving =
+        tokio::spawn(
+            async move { serve_stream(&mut RecordStream::new(ours, &config), &service).await },
+        );
     for xid in 1..=3 {
         peer.write_all(&call_record(xid, 0)).await.unwrap();
         let reply = tokio::time::timeout(Duration::from_secs(5), read_reply(&mut peer))

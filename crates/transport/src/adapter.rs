@@ -448,7 +448,7 @@ where
             let take = self.write_open
                 && !self.finishing
                 && self.upgrade.is_none()
-                && buffered < self.config.write_high_water;
+                && buffered < self.config.write_high_water.max(1);
             // Reading stops once an upgrade is queued: what comes next is its handshake.
             let reading = self.read_open && self.upgrade.is_none();
             // Unbiased: a peer that keeps the socket readable cannot starve the writes.

@@ -9,8 +9,8 @@ use std::time::Duration;
 /// Limits of an [`Interface`](crate::Interface).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// How many connections may be live at once (default 1024). At the limit the listeners
-    /// stop accepting; new connections wait in the kernel's backlog.
+    /// How many connections may be live at once (default 1024; 0 counts as 1). At the limit
+    /// the listeners stop accepting; new connections wait in the kernel's backlog.
     pub max_connections: usize,
     /// How long a TLS handshake may take before the connection is dropped (default 10 s).
     pub handshake_timeout: Duration,
@@ -28,16 +28,16 @@ impl Default for Config {
 /// Sizes and the idle timeout of a [`SocketAdapter`](crate::SocketAdapter).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdapterConfig {
-    /// How many frames the inbox holds (default 64): sends wait beyond it.
+    /// How many frames the inbox holds (default 64; 0 counts as 1): sends wait beyond it.
     pub inbox: usize,
-    /// How many decoded frames the outbox holds (default 64): reading the socket stops while
-    /// it is full.
+    /// How many decoded frames the outbox holds (default 64; 0 counts as 1): reading the
+    /// socket stops while it is full.
     pub outbox: usize,
-    /// While more than this many encoded bytes wait to be written, no frame is taken from the
-    /// inbox (default 64 KiB).
+    /// While this many encoded bytes or more wait to be written, no frame is taken from the
+    /// inbox (default 64 KiB; 0 counts as 1: one frame at a time).
     pub write_high_water: usize,
-    /// Notify (in [`Signal::idle`](crate::Signal::idle)) when nothing was read or written for this long (default:
-    /// never).
+    /// Notify (in [`Signal::idle`](crate::Signal::idle)) when nothing was read or written for
+    /// this long (default: never).
     pub idle_timeout: Option<Duration>,
     /// How long an upgrade's handshake may take before the adapter faults with
     /// [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout) (default 10 s).

@@ -68,6 +68,27 @@ async fn frames_and_a_half_close_in_order_then_a_clean_end() {
 }
 
 #[tokio::test]
+async fn zero_sizes_count_as_one_and_frames_still_flow_both_ways() {
+    // A write high-water mark of 0 took no frame from the inbox, ever.
+    let (ours, theirs) = tokio::io::duplex(1024);
+    let config = AdapterConfig {
+        inbox: 0,
+        outbox: 0,
+        write_high_water: 0,
+        ..AdapterConfig::default()
+    };
+    let mut a = adapter(ours, config);
+    let mut peer = Framed::new(theirs, LinesCodec::new());
+    for text in ["one", "two", "three"] {
+        send(&a, line(text)).await;
+        let sent = tokio::time::timeout(Duration::from_secs(5), peer.next()).await;
+        assert_eq!(sent.expect("written in time").unwrap().unwrap(), text);
+        peer.send(format!("re {text}")).await.unwrap();
+        assert_eq!(next(&mut a).await, Some(format!("re {text}")));
+    }
+}
+
+#[tokio::test]
 async fn a_full_outbox_stops_reading_and_loses_nothing() {
     let (ours, mut theirs) = tokio::io::duplex(256);
     let config = AdapterConfig {
