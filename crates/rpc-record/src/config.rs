@@ -60,9 +60,13 @@ pub struct Config {
     /// it suits a few busy connections, not many idle ones. `None` (the default): never.
     pub busy_poll: Option<Duration>,
     /// How many replies a datagram server keeps to answer a retransmitted call without
-    /// running it again (the duplicate-request cache); 0 turns it off. Default 256.
+    /// running it again (the duplicate-request cache); 0 turns it off. Default 256. One
+    /// source keeps at most a quarter of them (and of `reply_cache_bytes`): past its share it
+    /// loses its own oldest, and a full cache takes from the source holding the most, so a
+    /// flood of calls from one source does not push out another's replies.
     pub reply_cache: usize,
-    /// The bytes those replies may take between them. Default 1 MiB.
+    /// The bytes those replies may take between them. Default 1 MiB. A reply longer than a
+    /// source's share (a quarter of this) is not kept.
     pub reply_cache_bytes: usize,
 }
 

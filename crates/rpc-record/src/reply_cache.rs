@@ -1,7 +1,10 @@
 //! The duplicate-request cache of a datagram server: a retransmitted call is answered with
 //! the reply already sent, or dropped while the first one still runs, instead of running
 //! twice (libtirpc's `svc_dg_enablecache`, keyed the same way: source, xid, program,
-//! version, procedure). Bounded in entries and in bytes; the oldest reply goes first.
+//! version, procedure). Bounded in entries and in bytes, in total and per source: a source
+//! past its share (a quarter of each bound) loses its own oldest reply, and when the whole
+//! cache is full the oldest reply of the source holding the most goes, so that one source's
+//! flood of calls cannot push out another source's replies.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -38,11 +41,20 @@ pub(crate) enum Seen {
     Answered(Bytes),
 }
 
+/// The replies one source has in the cache, oldest first, and their bytes.
+#[derive(Debug, Default)]
+struct Share {
+    order: VecDeque<CallKey>,
+    bytes: usize,
+}
+
 #[derive(Debug)]
 pub(crate) struct ReplyCache {
     entries: HashMap<CallKey, Option<Bytes>, foldhash::fast::RandomState>,
-    /// Answered calls, oldest first.
-    order: VecDeque<CallKey>,
+    /// Each source's answered calls.
+    shares: HashMap<PeerAddr, Share, foldhash::fast::RandomState>,
+    /// Answered calls kept, and their bytes, over all sources.
+    kept: usize,
     bytes: usize,
     max_entries: usize,
     max_bytes: usize,
@@ -52,11 +64,17 @@ impl ReplyCache {
     pub fn new(max_entries: usize, max_bytes: usize) -> ReplyCache {
         ReplyCache {
             entries: HashMap::default(),
-            order: VecDeque::new(),
+            shares: HashMap::default(),
+            kept: 0,
             bytes: 0,
             max_entries,
             max_bytes,
         }
+    }
+
+    /// A source's share: a quarter of each bound, at least one reply.
+    fn share_limits(&self) -> (usize, usize) {
+        ((self.max_entries / 4).max(1), (self.max_bytes / 4).max(1))
     }
 
     /// Looks `key` up, marking a new call in progress.
@@ -79,27 +97,60 @@ impl ReplyCache {
         if self.max_entries == 0 {
             return;
         }
-        let Some(reply) = reply.filter(|r| r.len() <= self.max_bytes) else {
+        let (share_entries, share_bytes) = self.share_limits();
+        let Some(reply) = reply.filter(|r| r.len() <= share_bytes) else {
             self.entries.remove(&key);
             return;
         };
+        let source = key.source.clone();
+        let share = self.shares.entry(source.clone()).or_default();
+        share.bytes += reply.len();
+        share.order.push_back(key.clone());
+        self.kept += 1;
         self.bytes += reply.len();
-        self.entries.insert(key.clone(), Some(reply));
-        self.order.push_back(key);
-        while self.order.len() > self.max_entries || self.bytes > self.max_bytes {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(Some(reply)) = self.entries.remove(&oldest) {
-                self.bytes -= reply.len();
+        self.entries.insert(key, Some(reply));
+        // Past its share, a source makes room from its own replies.
+        while self
+            .shares
+            .get(&source)
+            .is_some_and(|s| s.order.len() > share_entries || s.bytes > share_bytes)
+        {
+            self.evict_oldest_of(&source);
+        }
+        // The cache is full: the source holding the most gives up its oldest.
+        while self.kept > self.max_entries || self.bytes > self.max_bytes {
+            let largest = self
+                .shares
+                .iter()
+                .max_by_key(|(_, s)| (s.order.len(), s.bytes))
+                .map(|(source, _)| source.clone());
+            match largest {
+                Some(source) => self.evict_oldest_of(&source),
+                None => break,
             }
+        }
+    }
+
+    fn evict_oldest_of(&mut self, source: &PeerAddr) {
+        let Some(share) = self.shares.get_mut(source) else {
+            return;
+        };
+        if let Some(oldest) = share.order.pop_front()
+            && let Some(Some(reply)) = self.entries.remove(&oldest)
+        {
+            share.bytes -= reply.len();
+            self.kept -= 1;
+            self.bytes -= reply.len();
+        }
+        if share.order.is_empty() {
+            self.shares.remove(source);
         }
     }
 
     /// The replies kept, and their bytes.
     #[cfg(test)]
     pub fn size(&self) -> (usize, usize) {
-        (self.order.len(), self.bytes)
+        (self.kept, self.bytes)
     }
 }
 
@@ -131,21 +182,67 @@ mod tests {
     }
 
     #[test]
-    fn bounded_in_entries_and_bytes_oldest_first() {
-        let mut cache = ReplyCache::new(2, 10);
+    fn a_source_past_its_share_loses_its_own_oldest_reply() {
+        // Shares of 2 replies and 10 bytes.
+        let mut cache = ReplyCache::new(8, 40);
         for xid in 0..3 {
             cache.seen(&key(1, xid));
             cache.answered(key(1, xid), Some(Bytes::from_static(b"1234")));
         }
         assert_eq!(cache.size(), (2, 8));
-        assert_eq!(cache.seen(&key(1, 0)), Seen::New);
+        assert_eq!(cache.seen(&key(1, 0)), Seen::New, "the oldest went");
+        assert!(matches!(cache.seen(&key(1, 2)), Seen::Answered(_)));
+        // Bytes count too: an 8-byte reply leaves room for nothing else of that source.
         cache.seen(&key(1, 9));
         cache.answered(key(1, 9), Some(Bytes::from(vec![0; 8])));
         assert_eq!(cache.size(), (1, 8));
-        // A reply larger than the whole cache is not kept.
+        // A reply larger than a share is not kept.
         cache.seen(&key(1, 10));
         cache.answered(key(1, 10), Some(Bytes::from(vec![0; 11])));
         assert_eq!(cache.size(), (1, 8));
         assert_eq!(cache.seen(&key(1, 10)), Seen::New);
+    }
+
+    #[test]
+    fn a_flood_from_one_source_does_not_push_out_another_sources_reply() {
+        let mut cache = ReplyCache::new(8, 1 << 20);
+        cache.seen(&key(2, 1));
+        cache.answered(key(2, 1), Some(Bytes::from_static(b"kept")));
+        for xid in 0..200 {
+            cache.seen(&key(1, xid));
+            cache.answered(key(1, xid), Some(Bytes::from_static(b"flood")));
+        }
+        assert_eq!(
+            cache.seen(&key(2, 1)),
+            Seen::Answered(Bytes::from_static(b"kept"))
+        );
+        assert_eq!(
+            cache.size(),
+            (3, 4 + 2 * 5),
+            "the flood keeps its share only"
+        );
+    }
+
+    #[test]
+    fn a_full_cache_takes_from_the_source_holding_the_most() {
+        // Shares of 2 replies; 4 sources fill the 8.
+        let mut cache = ReplyCache::new(8, 1 << 20);
+        for source in 1..=4 {
+            for xid in 0..2 {
+                cache.seen(&key(source, xid));
+                cache.answered(key(source, xid), Some(Bytes::from_static(b"r")));
+            }
+        }
+        assert_eq!(cache.size(), (8, 8));
+        // A fifth source's first reply: one of the sources holding two gives up its oldest,
+        // and the newcomer keeps its own.
+        cache.seen(&key(5, 0));
+        cache.answered(key(5, 0), Some(Bytes::from_static(b"r")));
+        assert_eq!(cache.size(), (8, 8));
+        assert!(matches!(cache.seen(&key(5, 0)), Seen::Answered(_)));
+        let gone = (1..=4)
+            .filter(|&source| cache.seen(&key(source, 0)) == Seen::New)
+            .count();
+        assert_eq!(gone, 1, "exactly one source lost its oldest");
     }
 }
