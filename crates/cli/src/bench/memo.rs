@@ -7,7 +7,6 @@
 //! same lines in a test (61 against 87 µs a gram, every round; the cause was not found), so
 //! its ratio would have said more about that than about memogram.
 
-use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use memogram::{Config, Encoding, Mid, Reassembly, Receiver, Sender, Shape, segme
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use super::{Clock, Layer, Pair, Sample, Side, timed};
+use super::{Clock, Layer, Pair, Sample, Side, memcpy, timed};
 
 /// A gram's size: hio's.
 const GRAM: usize = 1240;
@@ -51,7 +50,7 @@ pub const PAIRS: &[Pair] = &[
         unit: "B",
         baseline: Side {
             name: "memcpy",
-            run: |budget| Box::pin(memcpy(budget)),
+            run: |budget| Box::pin(memcpy(budget, vec![0x5a; MEMO], MEMO as u64)),
         },
         strata: Side {
             name: "segment + Reassembly",
@@ -199,19 +198,6 @@ fn cut_and_fuse() -> Result<u64, String> {
         Some(m) if m.body().len() == MEMO => Ok(MEMO as u64),
         _ => Err("the memo did not come whole".to_owned()),
     }
-}
-
-/// The baseline: the memo's bytes copied once.
-async fn memcpy(budget: Duration) -> Result<Sample, String> {
-    let memo = vec![0x5a; MEMO];
-    let mut copy = Vec::with_capacity(MEMO);
-    timed(budget, || {
-        copy.clear();
-        copy.extend_from_slice(black_box(&memo));
-        black_box(&copy);
-        async { Ok(MEMO as u64) }
-    })
-    .await
 }
 
 #[cfg(test)]

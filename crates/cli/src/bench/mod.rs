@@ -130,6 +130,19 @@ where
     Ok(clock.sample(units))
 }
 
+/// The baseline of in-memory work: `bytes` copied into a reused buffer, each copy counted
+/// as `units` (what the layer's side counts for the same bytes).
+async fn memcpy(budget: Duration, bytes: Vec<u8>, units: u64) -> Result<Sample, String> {
+    let mut copy = Vec::with_capacity(bytes.len());
+    timed(budget, || {
+        copy.clear();
+        copy.extend_from_slice(std::hint::black_box(&bytes));
+        std::hint::black_box(&copy);
+        async move { Ok(units) }
+    })
+    .await
+}
+
 /// How a pair came out over its rounds.
 struct Outcome {
     baseline: f64,

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::packet::tcp_pair;
-use super::{Clock, Layer, Pair, Sample, Side, timed};
+use super::{Clock, Layer, Pair, Sample, Side, memcpy, timed};
 
 /// Records in the decoded buffer, and their size.
 const RECORDS: usize = 16;
@@ -37,7 +37,8 @@ pub const PAIRS: &[Pair] = &[
         unit: "B",
         baseline: Side {
             name: "memcpy",
-            run: |budget| Box::pin(memcpy(budget)),
+            // The records' bytes, as the decoder counts them (their marks not included).
+            run: |budget| Box::pin(memcpy(budget, records(), (RECORDS * RECORD) as u64)),
         },
         strata: Side {
             name: "RecordDecoder",
@@ -65,19 +66,6 @@ fn records() -> Vec<u8> {
         encode_record(&vec![i as u8; RECORD], u32::MAX, &mut wire);
     }
     wire.to_vec()
-}
-
-async fn memcpy(budget: Duration) -> Result<Sample, String> {
-    let wire = records();
-    let mut copy = Vec::with_capacity(wire.len());
-    timed(budget, || {
-        copy.clear();
-        copy.extend_from_slice(black_box(&wire));
-        black_box(&copy);
-        // The records' bytes, as the decoder counts them (their marks not included).
-        async move { Ok((RECORDS * RECORD) as u64) }
-    })
-    .await
 }
 
 async fn decode(budget: Duration) -> Result<Sample, String> {
@@ -233,7 +221,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_side_does_whole_batches_of_checked_work() {
         let budget = Duration::from_millis(20);
-        let copied = memcpy(budget).await.unwrap();
+        let copied = memcpy(budget, records(), (RECORDS * RECORD) as u64)
+            .await
+            .unwrap();
         let decoded = decode(budget).await.unwrap();
         for sample in [copied, decoded] {
             assert_eq!(sample.units % (RECORDS * RECORD) as u64, 0, "{sample:?}");
