@@ -1,5 +1,5 @@
 //! This side's requests awaiting their responses: the tags, the table that finds a request by
-//! its tag, their deadlines, and the pipelines' queues of answered tags. No I/O, no clock.
+//! its tag, their deadlines, and the pipelines' queues of outcomes. No I/O, no clock.
 //!
 //! Every way of sending ([`request`](crate::PacketConnection::request),
 //! [`submit`](crate::PacketConnection::submit), a [`Pipeline`](crate::Pipeline)) puts its
@@ -43,7 +43,8 @@ pub(crate) enum Owner {
 enum Wait {
     /// No outcome yet; the waker of the task that last asked for it.
     Waiting(Waiter),
-    /// The outcome, until its owner takes it.
+    /// The outcome of a call, until its future takes it. (A pipeline's outcome goes to the
+    /// pipeline's queue at once, and its entry leaves the table.)
     Done(Outcome),
 }
 
@@ -160,12 +161,14 @@ struct Entry {
     wait: Wait,
 }
 
-/// A pipeline's tags, answered and not yet taken, in the order their outcomes came.
+/// A pipeline's outcomes, not yet taken, with their tags, in the order they came. Their
+/// entries have left the table, but they still count in [`InFlight::live`] (and in the
+/// bound) until the pipeline takes them.
 #[derive(Default)]
 struct Pipe {
-    answered: VecDeque<u64>,
+    answered: VecDeque<(u64, Outcome)>,
     waker: Option<Waker>,
-    /// Its requests in the table, answered or not.
+    /// Its requests waiting in the table, and its outcomes not yet taken.
     in_flight: usize,
 }
 
@@ -173,7 +176,8 @@ struct Pipe {
 pub(crate) struct InFlight {
     slots: Box<[Option<Entry>]>,
     wakers: Wakers,
-    /// Entries in the table: waiting, or answered and not yet taken.
+    /// Requests not over for their owners: entries in the table (waiting, or a call's
+    /// outcome not yet taken) and the outcomes in pipelines' queues.
     live: usize,
     max: usize,
     next_tag: u64,
@@ -202,7 +206,7 @@ impl InFlight {
         }
     }
 
-    /// Requests in the table, answered or not.
+    /// Requests whose outcomes have not been taken: waiting, or answered.
     pub fn live(&self) -> usize {
         self.live
     }
@@ -358,28 +362,49 @@ impl InFlight {
         outcome: Outcome,
         to_wake: &mut Vec<Waker>,
     ) -> Result<(), Outcome> {
-        let Some(entry) = self.entry(tag).filter(|e| e.channel == channel) else {
+        if self.slots.is_empty() {
             return Err(outcome);
-        };
-        let Wait::Waiting(waiter) = &mut entry.wait else {
-            // Answered already: a duplicate, or a response after the timeout.
-            return Err(outcome);
-        };
-        let waiter = std::mem::replace(waiter, Waiter::None);
-        entry.wait = Wait::Done(outcome);
-        let owner = entry.owner;
-        self.woken(owner, tag, waiter, to_wake);
+        }
+        let i = self.index(tag);
+        match &self.slots[i] {
+            Some(e)
+                if e.tag == tag && e.channel == channel && matches!(e.wait, Wait::Waiting(_)) => {}
+            // Not ours, or answered already: a stray, a duplicate, or a response after the
+            // timeout.
+            _ => return Err(outcome),
+        }
+        self.deliver(i, outcome, to_wake);
         Ok(())
     }
 
+    /// Gives `outcome` to the request waiting in slot `i` and wakes its owner: a call's
+    /// entry keeps it until its future takes it; a pipeline's entry leaves the table, and the
+    /// outcome joins the pipeline's queue.
     #[inline]
-    fn woken(&mut self, owner: Owner, tag: u64, waiter: Waiter, to_wake: &mut Vec<Waker>) {
-        match owner {
-            Owner::Call => self.wakers.release(waiter, true, to_wake),
+    fn deliver(&mut self, i: usize, outcome: Outcome, to_wake: &mut Vec<Waker>) {
+        let Some(entry) = self.slots[i].as_mut() else {
+            return;
+        };
+        let Wait::Waiting(waiter) = &mut entry.wait else {
+            return;
+        };
+        let waiter = std::mem::replace(waiter, Waiter::None);
+        match entry.owner {
+            Owner::Call => {
+                entry.wait = Wait::Done(outcome);
+                self.wakers.release(waiter, true, to_wake);
+            }
             Owner::Pipe(id) => {
-                if let Some(pipe) = self.pipe(id) {
-                    pipe.answered.push_back(tag);
-                    to_wake.extend(pipe.waker.take());
+                let tag = entry.tag;
+                self.slots[i] = None;
+                self.wakers.release(waiter, false, to_wake);
+                match self.pipe(id) {
+                    Some(pipe) => {
+                        pipe.answered.push_back((tag, outcome));
+                        to_wake.extend(pipe.waker.take());
+                    }
+                    // Never: a closed pipeline's requests leave the table with it.
+                    None => self.live -= 1,
                 }
             }
         }
@@ -401,17 +426,16 @@ impl InFlight {
 
     /// Every request still waiting ends with `error`; returns how many there were.
     pub fn fail_all(&mut self, error: &Error, to_wake: &mut Vec<Waker>) -> usize {
-        let mut failed = Vec::new();
-        for entry in self.slots.iter_mut().flatten() {
-            if let Wait::Waiting(waiter) = &mut entry.wait {
-                let waiter = std::mem::replace(waiter, Waiter::None);
-                entry.wait = Wait::Done(Err(error.clone()));
-                failed.push((entry.owner, entry.tag, waiter));
+        let mut n = 0;
+        for i in 0..self.slots.len() {
+            if let Some(Entry {
+                wait: Wait::Waiting(_),
+                ..
+            }) = self.slots[i]
+            {
+                self.deliver(i, Err(error.clone()), to_wake);
+                n += 1;
             }
-        }
-        let n = failed.len();
-        for (owner, tag, waiter) in failed {
-            self.woken(owner, tag, waiter, to_wake);
         }
         self.unstamped.clear();
         self.deadlines.clear();
@@ -521,7 +545,7 @@ impl InFlight {
         id as u32
     }
 
-    /// The pipeline is gone: its requests are cancelled.
+    /// The pipeline is gone: its requests are cancelled, and its outcomes not taken dropped.
     pub fn close_pipe(&mut self, id: u32) {
         let mine: Vec<u64> = self
             .slots
@@ -533,8 +557,8 @@ impl InFlight {
         for tag in mine {
             self.remove(tag);
         }
-        if let Some(slot) = self.pipes.get_mut(id as usize) {
-            *slot = None;
+        if let Some(pipe) = self.pipes.get_mut(id as usize).and_then(Option::take) {
+            self.live -= pipe.answered.len();
         }
         while self.pipes.last().is_some_and(Option::is_none) {
             self.pipes.pop();
@@ -542,32 +566,29 @@ impl InFlight {
     }
 
     /// Moves the pipeline's outcomes that came to the end of `into`, in the order they came;
-    /// `waker` is kept when none came.
+    /// `waker` is kept when none came. Into an empty `into`, the queues trade places: a batch
+    /// is taken in one step, and both keep their memory for the next.
     pub fn take_pipe(&mut self, id: u32, into: &mut VecDeque<(u64, Outcome)>, waker: &Waker) {
         let Some(pipe) = self.pipe(id) else {
             return;
         };
-        let answered = std::mem::take(&mut pipe.answered);
-        if answered.is_empty() {
+        let n = pipe.answered.len();
+        if n == 0 {
             if !pipe.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
                 pipe.waker = Some(waker.clone());
             }
             return;
         }
-        for &tag in &answered {
-            if let Some(Wait::Done(outcome)) = self.remove(tag).map(|e| e.wait) {
-                into.push_back((tag, outcome));
-            }
+        pipe.in_flight -= n;
+        if into.is_empty() {
+            std::mem::swap(into, &mut pipe.answered);
+        } else {
+            into.append(&mut pipe.answered);
         }
-        // The queue's memory is kept for the next batch.
-        if let Some(pipe) = self.pipe(id) {
-            let mut answered = answered;
-            answered.clear();
-            pipe.answered = answered;
-        }
+        self.live -= n;
     }
 
-    /// How many of the pipeline's requests are in the table, answered or not.
+    /// How many of the pipeline's requests are waiting, or answered and not taken.
     pub fn pipe_in_flight(&self, id: u32) -> usize {
         self.pipes
             .get(id as usize)
@@ -749,6 +770,8 @@ pub(crate) mod tests {
             t.answer(0, tag, response(tag), &mut to_wake).unwrap();
         }
         t.answer(0, tags[2], response(0), &mut to_wake).unwrap_err();
+        // Answered and not taken: still in flight, and still counted in the bound.
+        assert_eq!((t.pipe_in_flight(pipe), t.live()), (3, 4));
         let mut got = VecDeque::new();
         t.take_pipe(pipe, &mut got, &w);
         let order: Vec<u64> = got.iter().map(|(tag, _)| *tag).collect();
@@ -761,6 +784,22 @@ pub(crate) mod tests {
         assert!(t.cancel(other));
         t.release_idle();
         assert!(t.slots.is_empty());
+    }
+
+    #[test]
+    fn a_pipeline_closed_with_outcomes_not_taken_gives_their_places_back() {
+        let mut t = InFlight::new(2, None);
+        let pipe = t.open_pipe();
+        let tags: Vec<u64> = (0..2)
+            .map(|_| t.issue(0, Owner::Pipe(pipe)).unwrap())
+            .collect();
+        let mut to_wake = Vec::new();
+        t.answer(0, tags[0], response(1), &mut to_wake).unwrap();
+        assert!(!t.has_room(), "an outcome not taken holds its place");
+        t.close_pipe(pipe);
+        assert_eq!(t.live(), 0);
+        assert!(t.has_room());
+        assert!(t.answer(0, tags[1], response(2), &mut to_wake).is_err());
     }
 
     #[test]
