@@ -208,10 +208,12 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // One reading of the clock serves the rounds of a wake: they take microseconds.
+        let now = now();
         for _ in 0..ROUNDS_PER_WAKE {
             // Read first, so that the lock sees what came, and knows when nothing did.
             let mut progress = self.poll_read(cx);
-            if self.exchange(cx) {
+            if self.exchange(cx, now) {
                 self.end();
                 return Poll::Ready(());
             }
@@ -230,8 +232,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
 
     /// The one lock of a round: reports what the last round did, takes what to do next.
     /// `true` once the connection has ended.
-    fn exchange(&mut self, cx: &mut Context<'_>) -> bool {
-        let now = now();
+    fn exchange(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let mut state = self.shared.lock();
         state.driver_runs(cx.waker());
         let session = &mut state.session;

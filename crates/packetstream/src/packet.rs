@@ -12,6 +12,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::{Error, bsuint};
 
+/// The longest head (length prefix and integers) that [`Packet::encode_to`] copies as one
+/// block of this size.
+const SHORT_HEAD: usize = 16;
+
 /// The largest flags a request can carry: its flagsword (`flags << 2 | 0b10 | has_channel`)
 /// must fit in a `u64`.
 pub const MAX_REQUEST_FLAGS: u64 = u64::MAX >> 2;
@@ -254,12 +258,26 @@ impl Packet {
     /// Writes the frame whose body is `body_len` bytes long (as [`body_len`](Self::body_len)
     /// computed it) to the end of `dst`, reserving room for all of it first: one allocation
     /// at most. The head is made on the stack and copied in once.
+    ///
+    /// When `dst` has the room, the head (up to [`SHORT_HEAD`] bytes, the usual) is copied as
+    /// a block of that size, the bytes past it cut off again: a copy of known length,
+    /// inlined, where one of the head's own length would be a call to `memcpy`.
     #[inline]
     pub(crate) fn encode_to(&self, body_len: usize, dst: &mut BytesMut) {
         let mut head = [0; 5 * bsuint::MAX_LEN];
         let head_len = self.write_head(body_len, &mut head);
+        // Exactly what the frame takes: a reservation of more would change how the buffer
+        // grows (and what a budget full of small replies holds).
         dst.reserve(head_len + self.payload.len());
-        dst.extend_from_slice(&head[..head_len]);
+        let room = dst.capacity() - dst.len() >= SHORT_HEAD + self.payload.len();
+        let short = head.first_chunk::<SHORT_HEAD>();
+        if let (true, Some(short)) = (room && head_len <= SHORT_HEAD, short) {
+            let at = dst.len();
+            dst.extend_from_slice(short);
+            dst.truncate(at + head_len);
+        } else {
+            dst.extend_from_slice(&head[..head_len]);
+        }
         dst.extend_from_slice(&self.payload);
     }
 
