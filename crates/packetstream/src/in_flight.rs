@@ -41,6 +41,9 @@ pub(crate) enum Owner {
 }
 
 enum Wait {
+    /// Set aside for a pipeline's next request, not sent yet: no response is taken for it,
+    /// and no timeout or failure reaches it until it is [committed](InFlight::commit).
+    Reserved,
     /// No outcome yet; the waker of the task that last asked for it.
     Waiting(Waiter),
     /// The outcome of a call, until its future takes it. (A pipeline's outcome goes to the
@@ -246,7 +249,7 @@ impl InFlight {
             let waiter = std::mem::replace(waiter, Waiter::None);
             self.wakers.release(waiter, false, &mut Vec::new());
         }
-        if let Owner::Pipe(id) = entry.owner {
+        if let (Owner::Pipe(id), false) = (entry.owner, matches!(entry.wait, Wait::Reserved)) {
             if let Some(pipe) = self.pipe(id) {
                 pipe.in_flight -= 1;
             }
@@ -277,6 +280,53 @@ impl InFlight {
     /// [`has_room`](Self::has_room). Fails only when every tag below `u64::MAX` was issued.
     #[inline]
     pub fn issue(&mut self, channel: u64, owner: Owner) -> Result<u64, Error> {
+        let tag = self.insert(channel, owner, Wait::Waiting(Waiter::None))?;
+        self.sent(owner, tag);
+        Ok(tag)
+    }
+
+    /// Sets aside up to `n` tags on channel 0 for pipeline `id`'s next requests, as room
+    /// allows, at the end of `into`; they hold their places in the bound until committed or
+    /// cancelled. Returns how many.
+    pub fn reserve(&mut self, id: u32, n: usize, into: &mut VecDeque<u64>) -> usize {
+        let mut reserved = 0;
+        while reserved < n && self.has_room() {
+            match self.insert(0, Owner::Pipe(id), Wait::Reserved) {
+                Ok(tag) => into.push_back(tag),
+                Err(_) => break,
+            }
+            reserved += 1;
+        }
+        reserved
+    }
+
+    /// A reserved tag's request was sent: it waits for its response from now on.
+    #[inline]
+    pub fn commit(&mut self, tag: u64) {
+        let Some(entry) = self.entry(tag) else {
+            return;
+        };
+        if !matches!(entry.wait, Wait::Reserved) {
+            return;
+        }
+        entry.wait = Wait::Waiting(Waiter::None);
+        let owner = entry.owner;
+        self.sent(owner, tag);
+    }
+
+    /// A reserved tag's request cannot be sent: it ends with `error` at once, as a
+    /// request sent would.
+    pub fn refuse(&mut self, tag: u64, error: Error, to_wake: &mut Vec<Waker>) {
+        self.commit(tag);
+        if self.waiting(tag) {
+            let i = self.index(tag);
+            self.deliver(i, Err(error), to_wake);
+        }
+    }
+
+    /// Puts a new entry in the table with the next free tag.
+    #[inline]
+    fn insert(&mut self, channel: u64, owner: Owner, wait: Wait) -> Result<u64, Error> {
         self.grow();
         loop {
             let tag = self.next_tag;
@@ -293,18 +343,24 @@ impl InFlight {
                 tag,
                 channel,
                 owner,
-                wait: Wait::Waiting(Waiter::None),
+                wait,
             });
             self.live += 1;
-            if let Owner::Pipe(id) = owner {
-                if let Some(pipe) = self.pipe(id) {
-                    pipe.in_flight += 1;
-                }
-            }
-            if self.timeout.is_some() {
-                self.unstamped.push(tag);
-            }
             return Ok(tag);
+        }
+    }
+
+    /// The request `tag` of `owner` goes out: it counts for its pipeline, and its timeout
+    /// starts at the next [`stamp`](Self::stamp).
+    #[inline]
+    fn sent(&mut self, owner: Owner, tag: u64) {
+        if let Owner::Pipe(id) = owner {
+            if let Some(pipe) = self.pipe(id) {
+                pipe.in_flight += 1;
+            }
+        }
+        if self.timeout.is_some() {
+            self.unstamped.push(tag);
         }
     }
 
@@ -588,7 +644,8 @@ impl InFlight {
         self.live -= n;
     }
 
-    /// How many of the pipeline's requests are waiting, or answered and not taken.
+    /// How many of the pipeline's requests are waiting, or answered and not taken (its
+    /// reserved tags are not among them).
     pub fn pipe_in_flight(&self, id: u32) -> usize {
         self.pipes
             .get(id as usize)

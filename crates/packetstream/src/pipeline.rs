@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 
+use crate::batch::Batch;
 use crate::in_flight::{Outcome, Owner};
 use crate::session::{Outgoing, Session};
 use crate::{Error, PacketConnection, Response};
@@ -15,11 +16,14 @@ use crate::{Error, PacketConnection, Response};
 /// Requests sent in batches and their outcomes taken in the order they come, for one task
 /// that keeps many requests in flight.
 ///
-/// Made by [`PacketConnection::pipeline`]. [`send`](Pipeline::send) queues a request and
-/// returns its tag without waking the connection's task, [`flush`](Pipeline::flush) wakes it
-/// once for all of them, and [`recv`](Pipeline::recv) returns the next outcome with the tag
-/// of its request, flushing first when it has to wait; the outcomes that came together are
-/// taken with one lock. Its requests go through the same table as
+/// Made by [`PacketConnection::pipeline`]. [`send`](Pipeline::send) encodes a request into
+/// the pipeline's batch and returns its tag, mostly without taking the connection's lock;
+/// [`flush`](Pipeline::flush) hands the batch to the connection (as a `BufWriter` hands its
+/// buffer to the stream) and wakes the connection's task once for all of it; and
+/// [`recv`](Pipeline::recv) returns the next outcome with the tag of its request, flushing
+/// first; the outcomes that came together are taken with one lock. A request is sent only
+/// once flushed: one still in the batch when the connection begins to close gets
+/// [`Error::Closing`] as its outcome. Its requests go through the same table as
 /// [`request`](PacketConnection::request)'s and [`submit`](PacketConnection::submit)'s:
 /// the same tags (never reused), the same bound ([`Config::max_in_flight`], for which `send`
 /// waits), the same timeout ([`Config::request_timeout`], after which a request's outcome is
@@ -64,6 +68,8 @@ pub struct Pipeline {
     id: u32,
     /// Outcomes taken from the connection and not yet returned.
     outcomes: VecDeque<(u64, Outcome)>,
+    /// Requests encoded without the connection's lock, not yet handed over.
+    batch: Batch,
     /// Requests were sent since the connection's task was last woken for them.
     unflushed: bool,
 }
@@ -84,19 +90,25 @@ impl Pipeline {
             connection,
             id,
             outcomes: VecDeque::new(),
+            batch: Batch::default(),
             unflushed: false,
         }
     }
 
     /// Sends a request on channel 0 and returns its tag; it goes out with the next
-    /// [`flush`](Pipeline::flush) (which [`recv`](Pipeline::recv) does before it waits), or
-    /// sooner if the connection's task runs anyway.
+    /// [`flush`](Pipeline::flush), which [`recv`](Pipeline::recv) does before it waits.
     ///
-    /// `rq_type` is the handler's rq_type (the wire carries `rq_type + 1`). Waits while
-    /// [`Config::max_in_flight`](crate::Config::max_in_flight) requests of this connection
-    /// await their outcomes (this pipeline's not yet taken by `recv` among them), flushing
-    /// first. Checks the request as [`request`](PacketConnection::request) does. Cancel-safe:
-    /// a `send` dropped before it returns sent nothing.
+    /// `rq_type` is the handler's rq_type (the wire carries `rq_type + 1`). Checks the request
+    /// as [`request`](PacketConnection::request) does. Most sends take no lock: the pipeline
+    /// sets aside tags, and a share of
+    /// [`Config::max_unsent`](crate::Config::max_unsent) for their bytes, a batch at a time
+    /// (as many tags as it sent before its last flush, at most 64), and hands the requests
+    /// over when it flushes. Until then those tags hold their places in
+    /// [`Config::max_in_flight`](crate::Config::max_in_flight). When no place is free, `send`
+    /// waits for one, flushing first (this pipeline's outcomes not yet taken by `recv` hold
+    /// theirs). A request sent after the connection began to close gets
+    /// [`Error::Closing`] as its outcome, or as `send`'s error. Cancel-safe: a `send` dropped
+    /// before it returns sent nothing.
     pub async fn send(
         &mut self,
         rq_type: u64,
@@ -107,7 +119,8 @@ impl Pipeline {
     }
 
     /// [`send`](Pipeline::send) on `channel` (other than 0 needs
-    /// [`Config::channels`](crate::Config::channels) on both sides).
+    /// [`Config::channels`](crate::Config::channels) on both sides). Requests on other
+    /// channels than 0 each take the lock.
     pub async fn send_on(
         &mut self,
         channel: u64,
@@ -117,10 +130,15 @@ impl Pipeline {
     ) -> Result<u64, Error> {
         let shared = &self.connection.shared;
         let request = Session::outgoing(&shared.config, channel, rq_type, flags, payload.into())?;
+        let mut request = Some(request);
+        if let Some(tag) = self.send_batched(channel, &mut request) {
+            self.unflushed = true;
+            return Ok(tag);
+        }
         let sent = {
             let mut waiting = Waiting {
                 pipeline: self,
-                request: Some(request),
+                request,
                 ticket: None,
             };
             poll_fn(|cx| waiting.poll_send(cx)).await
@@ -130,11 +148,42 @@ impl Pipeline {
         Ok(tag)
     }
 
+    /// Puts `request` in the batch, setting more aside if it ran out; `None` when there is
+    /// no room now (or the channel is not 0): the batch is handed over, and the request must
+    /// wait its turn.
+    #[inline]
+    fn send_batched(&mut self, channel: u64, request: &mut Option<Outgoing>) -> Option<u64> {
+        if channel == 0 {
+            if let Some(tag) = self.batch.push(request) {
+                return Some(tag);
+            }
+        }
+        let mut state = self.connection.shared.lock();
+        let ran_out = !self.batch.used.is_empty();
+        state.session.hand_over(&mut self.batch);
+        if channel != 0 {
+            return None;
+        }
+        if ran_out {
+            self.batch.ran_out();
+        }
+        if state.session.refill(self.id, &mut self.batch) {
+            if let Some(tag) = self.batch.push(request) {
+                return Some(tag);
+            }
+            // Larger than the share: all of it back, and the request waits its turn.
+            state.session.hand_over(&mut self.batch);
+        }
+        None
+    }
+
     /// Wakes the connection's task for the requests sent since the last flush: they go out
     /// in one write.
     pub fn flush(&mut self) {
         if std::mem::take(&mut self.unflushed) {
             let mut state = self.connection.shared.lock();
+            self.batch.flushed();
+            state.session.hand_over(&mut self.batch);
             if state.session.has_transmit() {
                 state.wake_driver();
             }
@@ -160,6 +209,8 @@ impl Pipeline {
     /// Takes the outcomes that came; ready when some did, or when none can come.
     fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.connection.shared.lock();
+        self.batch.flushed();
+        state.session.hand_over(&mut self.batch);
         state
             .session
             .take_pipe(self.id, &mut self.outcomes, cx.waker());
@@ -181,6 +232,7 @@ impl Pipeline {
             .session
             .pipe_in_flight(self.id)
             + self.outcomes.len()
+            + self.batch.used.len()
     }
 }
 
@@ -218,6 +270,7 @@ impl Drop for Waiting<'_> {
 
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        self.connection.shared.lock().session.close_pipe(self.id);
+        let mut state = self.connection.shared.lock();
+        state.session.close_pipe(self.id, &mut self.batch);
     }
 }

@@ -55,6 +55,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, trace, warn};
 
+use crate::batch::{Batch, MAX_GRANT, MAX_RESERVE};
 use crate::config::REQUEST_COST;
 use crate::in_flight::{InFlight, Outcome, Owner};
 use crate::serving::{Job, Serving};
@@ -77,12 +78,18 @@ pub(crate) enum Phase {
 
 /// A request of this side, checked, with tag 0 until it is sent.
 pub(crate) struct Outgoing {
-    packet: Packet,
+    pub(crate) packet: Packet,
     /// Its body's length with tag 0.
     body: usize,
 }
 
 impl Outgoing {
+    /// Its body's length with `tag`.
+    #[inline]
+    pub(crate) fn body_with_tag(&self, tag: u64) -> usize {
+        self.body - 1 + bsuint::encoded_len(tag)
+    }
+
     /// The most its frame can take, whatever its tag.
     fn longest_frame(&self) -> usize {
         let body = self.body + bsuint::MAX_LEN - 1;
@@ -112,6 +119,8 @@ pub(crate) struct Session {
     outbound: BytesMut,
     /// Bytes encoded and not yet written: `outbound` and what the driver holds.
     unsent: usize,
+    /// Bytes of `max_unsent` set aside for pipelines' batches, not yet handed over.
+    granted: usize,
     /// Why reading ended; `None` while it goes on.
     read_end: Option<Ended>,
     /// The stream ended: no byte comes after those in the read buffer.
@@ -146,6 +155,7 @@ impl Session {
             next_ticket: 0,
             outbound: BytesMut::new(),
             unsent: 0,
+            granted: 0,
             read_end: None,
             stream_ended: false,
             blocked: false,
@@ -205,8 +215,8 @@ impl Session {
 
     #[inline]
     fn room_for(&self, frame: usize) -> bool {
-        self.in_flight.has_room()
-            && (self.unsent == 0 || self.unsent + frame <= self.config.max_unsent)
+        let held = self.unsent + self.granted;
+        self.in_flight.has_room() && (held == 0 || held + frame <= self.config.max_unsent)
     }
 
     /// Sends `request` (from [`outgoing`](Self::outgoing)) for `owner` when there is room and
@@ -334,10 +344,73 @@ impl Session {
         self.in_flight.open_pipe()
     }
 
-    /// The pipeline is gone: its requests are cancelled.
-    pub fn close_pipe(&mut self, id: u32) {
+    /// The pipeline is gone: its requests are cancelled, and its batch dropped unsent.
+    pub fn close_pipe(&mut self, id: u32, batch: &mut Batch) {
+        self.granted -= std::mem::take(&mut batch.grant);
+        *batch = Batch::default();
         self.in_flight.close_pipe(id);
         self.wake_room();
+    }
+
+    /// Takes a pipeline's batch: its requests are queued to be written, after what is
+    /// queued already, or, when this side no longer sends requests, end at once with the
+    /// reason; the tags it did not use and its share of `max_unsent` are given back.
+    #[inline]
+    pub fn hand_over(&mut self, batch: &mut Batch) {
+        if batch.is_empty() {
+            return;
+        }
+        for tag in batch.free.drain(..) {
+            self.in_flight.cancel(tag);
+        }
+        self.granted -= std::mem::take(&mut batch.grant);
+        let sent = batch.used.len();
+        if sent > 0 {
+            if let Some(e) = self.refusal() {
+                debug!(sent, error = %e, "a pipeline's batch came too late: its requests fail");
+                for tag in batch.used.drain(..) {
+                    self.in_flight.refuse(tag, e.clone(), &mut self.to_wake);
+                }
+                batch.bytes.clear();
+            } else {
+                for tag in batch.used.drain(..) {
+                    self.in_flight.commit(tag);
+                }
+                self.active();
+                self.unsent += batch.bytes.len();
+                if self.outbound.is_empty() {
+                    std::mem::swap(&mut self.outbound, &mut batch.bytes);
+                } else {
+                    self.outbound.extend_from_slice(&batch.bytes);
+                    batch.bytes.clear();
+                }
+                self.stats.requests_sent += sent as u64;
+                self.stats.packets_out += sent as u64;
+            }
+        }
+        self.wake_room();
+    }
+
+    /// Sets tags (up to `batch.want`, at least one) and a share of `max_unsent` aside for
+    /// pipeline `id`'s next requests, when this side sends requests, nobody waits for room
+    /// before it, and there is some. Whether it did. The batch was handed over first.
+    pub fn refill(&mut self, id: u32, batch: &mut Batch) -> bool {
+        debug_assert!(batch.is_empty());
+        if self.refusal().is_some() || !self.waiters.is_empty() {
+            return false;
+        }
+        let held = self.unsent + self.granted;
+        let grant = self.config.max_unsent.saturating_sub(held).min(MAX_GRANT);
+        if grant == 0 {
+            return false;
+        }
+        let want = batch.want.clamp(1, MAX_RESERVE);
+        if self.in_flight.reserve(id, want, &mut batch.free) == 0 {
+            return false;
+        }
+        self.granted += grant;
+        batch.grant = grant;
+        true
     }
 
     /// The outcomes that came for a pipeline; `waker` is kept when none came.
@@ -360,7 +433,7 @@ impl Session {
     /// answer has room to wait, and it fits in what may be held.
     #[inline]
     fn can_take_request(&self, frame: usize) -> bool {
-        self.unsent < self.config.max_unsent && self.serving.fits(frame + REQUEST_COST)
+        self.unsent() < self.config.max_unsent && self.serving.fits(frame + REQUEST_COST)
     }
 
     /// How many more bytes the frame at the front of `buf` lacks (1 when its length is not
@@ -547,10 +620,10 @@ impl Session {
         }
     }
 
-    /// Bytes waiting to be written: the driver starts a handler only while these and the
-    /// replies it holds are below `max_unsent`.
+    /// Bytes waiting to be written, and set aside for pipelines' batches: the driver starts
+    /// a handler only while these and the replies it holds are below `max_unsent`.
     pub fn unsent(&self) -> usize {
-        self.unsent
+        self.unsent + self.granted
     }
 
     /// The handlers of `jobs` are done (emptied), and `replies` (emptied) holds their

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::*;
+use crate::MIN_PACKET;
 use crate::in_flight::tests::{Count, waker};
 
 fn woken(count: &Count) -> usize {
@@ -712,4 +713,166 @@ fn a_quiet_connection_gives_its_memory_back_once_and_then_sleeps() {
     w.now += IDLE_RELEASE * 10;
     assert!(!w.s.quiet(w.now, true));
     assert_eq!(w.s.poll_timeout(), None);
+}
+
+// ---- a pipeline's batch ----
+
+/// A pipeline's batch of `n` requests on `w`, encoded without the session as a pipeline
+/// does; their tags.
+fn batch_of(w: &mut Wire, id: u32, batch: &mut Batch, n: usize) -> Vec<u64> {
+    batch.want = n;
+    assert!(w.s.refill(id, batch));
+    (0..n)
+        .map(|_| {
+            let mut request =
+                Some(Session::outgoing(w.s.config(), 0, 0, 0, Bytes::from_static(b"q")).unwrap());
+            batch.push(&mut request).expect("room in the batch")
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_goes_out_only_once_handed_over_and_its_tags_take_no_response_before() {
+    let config = Config {
+        request_timeout: Some(Duration::from_secs(1)),
+        ..Config::default()
+    };
+    let mut w = Wire::new(config, false);
+    let id = w.s.open_pipe();
+    let mut batch = Batch::default();
+    let tags = batch_of(&mut w, id, &mut batch, 3);
+    assert_eq!(w.s.unsent(), MAX_GRANT, "the share counts in the budget");
+    assert!(w.peer_reads().is_empty(), "nothing queued yet");
+    // A response to a tag not sent is an orphan; no timeout runs for it.
+    w.peer_sends(&[response(tags[0], 9)]);
+    assert_eq!(w.s.stats().orphans, 1);
+    w.advance(Duration::from_secs(5));
+    assert_eq!(w.s.stats().timeouts, 0);
+    w.s.hand_over(&mut batch);
+    assert!(batch.is_empty());
+    let sent = w.peer_reads();
+    assert_eq!(kinds(&sent), ["req 2", "req 3", "req 4"]);
+    assert_eq!(w.s.unsent(), 0, "written, and the share given back");
+    assert_eq!(w.s.pipe_in_flight(id), 3);
+    w.peer_sends(&[response(tags[1], 1)]);
+    let mut got = VecDeque::new();
+    let (_, taker) = waker();
+    w.s.take_pipe(id, &mut got, &taker);
+    assert_eq!(
+        got.pop_front().map(|(t, o)| (t, o.unwrap().flags)),
+        Some((tags[1], 1))
+    );
+    // The timeout starts when they are written.
+    w.advance(Duration::from_secs(1));
+    assert_eq!(w.s.stats().timeouts, 2);
+}
+
+#[test]
+fn tags_a_batch_did_not_use_go_back_and_are_never_answered() {
+    let config = Config {
+        max_in_flight: 4,
+        ..Config::default()
+    };
+    let mut w = Wire::new(config, false);
+    let id = w.s.open_pipe();
+    let mut batch = Batch {
+        want: 4,
+        ..Batch::default()
+    };
+    assert!(w.s.refill(id, &mut batch));
+    assert_eq!(batch.free.len(), 4);
+    let mut waiting = Waiting::new(&w.s, 1);
+    assert!(
+        waiting.send(&mut w.s).is_pending(),
+        "the batch holds every place"
+    );
+    let mut request =
+        Some(Session::outgoing(w.s.config(), 0, 0, 0, Bytes::from_static(b"q")).unwrap());
+    let tag = batch.push(&mut request).unwrap();
+    w.s.hand_over(&mut batch);
+    w.wake();
+    assert_eq!(waiting.woken(), 1, "three places came back");
+    assert!(matches!(waiting.send(&mut w.s), Poll::Ready(Ok(t)) if t > tag + 3));
+    assert_eq!(
+        kinds(&w.peer_reads()),
+        [format!("req {tag}"), "req 6".into()]
+    );
+    // The tags set aside and not used are strays.
+    w.peer_sends(&[response(tag + 1, 0), response(tag + 2, 0)]);
+    assert_eq!(w.s.stats().orphans, 2);
+}
+
+#[test]
+fn a_batch_handed_over_after_the_close_began_fails_with_closing_and_sends_nothing() {
+    let mut w = Wire::new(Config::default(), false);
+    let id = w.s.open_pipe();
+    let mut batch = Batch::default();
+    let tags = batch_of(&mut w, id, &mut batch, 2);
+    w.s.close(w.now);
+    // The close does not wait for the batch, nor does its end fail it.
+    assert_eq!(kinds(&w.peer_reads()), ["ERQ", "EOF"]);
+    assert!(
+        !w.s.refill(id, &mut Batch::default()),
+        "no new batch once closing"
+    );
+    w.s.hand_over(&mut batch);
+    let mut got = VecDeque::new();
+    let (_, taker) = waker();
+    w.s.take_pipe(id, &mut got, &taker);
+    let got: Vec<(u64, bool)> = got
+        .into_iter()
+        .map(|(t, o)| (t, matches!(o, Err(Error::Closing))))
+        .collect();
+    assert_eq!(got, [(tags[0], true), (tags[1], true)]);
+    assert!(w.peer_reads().is_empty());
+    assert_eq!((w.s.unsent(), w.s.stats().requests_sent), (0, 0));
+}
+
+#[test]
+fn a_pipeline_closed_with_a_batch_gives_its_places_and_share_back() {
+    let mut w = Wire::new(Config::default(), false);
+    let id = w.s.open_pipe();
+    let mut batch = Batch::default();
+    batch_of(&mut w, id, &mut batch, 3);
+    w.s.close_pipe(id, &mut batch);
+    assert_eq!((w.s.unsent(), w.s.in_flight.live()), (0, 0));
+    assert!(w.s.is_quiet());
+    assert!(w.peer_reads().is_empty());
+}
+
+#[test]
+fn a_batch_takes_no_more_than_its_share_of_max_unsent() {
+    let config = Config {
+        max_packet: MIN_PACKET,
+        max_unsent: MIN_PACKET,
+        ..Config::default()
+    };
+    let mut w = Wire::new(config, false);
+    let id = w.s.open_pipe();
+    let mut batch = Batch {
+        want: 8,
+        ..Batch::default()
+    };
+    assert!(w.s.refill(id, &mut batch));
+    assert_eq!(batch.grant, MIN_PACKET);
+    let mut sent = 0;
+    loop {
+        let mut request =
+            Some(Session::outgoing(w.s.config(), 0, 0, 0, Bytes::from(vec![0; 40])).unwrap());
+        if batch.push(&mut request).is_none() {
+            assert!(
+                request.is_some(),
+                "a request that does not fit stays with its sender"
+            );
+            break;
+        }
+        sent += 1;
+    }
+    // Each frame is 44 bytes (a length, a tag, a flags word and an rq_type of one byte).
+    assert_eq!(sent, 2, "two frames of 44 bytes in {MIN_PACKET}");
+    assert_eq!(batch.bytes.len(), 88);
+    assert!(
+        !w.s.refill(id, &mut Batch::default()),
+        "the budget is all set aside"
+    );
 }

@@ -904,6 +904,8 @@ async fn a_pipeline_shares_the_in_flight_bound_and_takes_outcomes_in_the_order_t
     for flags in 0..3 {
         tags.push(pipeline.send(0, flags, "p").await.unwrap());
     }
+    // Flushed: queued on the connection.
+    pipeline.flush();
     // A request() beside it takes the fourth place and a tag no pipeline request has. The
     // pipeline's requests were queued first, so they go out first, with it.
     let call = tokio::spawn({
@@ -1079,6 +1081,7 @@ async fn a_pipeline_made_after_the_link_ended_fails_at_once() {
 async fn a_pipelines_requests_sent_before_close_go_out_before_erq() {
     let (client, mut pipeline, mut raw) = pipeline_to_raw(Config::default().max_in_flight);
     let tag = pipeline.send(0, 1, "before").await.unwrap();
+    pipeline.flush();
     let closing = tokio::spawn({
         let client = client.clone();
         async move { client.close().await }
@@ -1099,6 +1102,31 @@ async fn a_pipelines_requests_sent_before_close_go_out_before_erq() {
         "nothing after ERQ but EOF"
     );
     closing.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_pipelines_request_not_flushed_when_the_close_begins_ends_with_closing() {
+    let (client, mut pipeline, mut raw) = pipeline_to_raw(Config::default().max_in_flight);
+    let tag = pipeline.send(0, 1, "unflushed").await.unwrap();
+    assert_eq!(pipeline.in_flight(), 1);
+    let closing = tokio::spawn({
+        let client = client.clone();
+        async move { client.close().await }
+    });
+    assert!(
+        next(&mut raw).await.is_erq(),
+        "ERQ first: the request was never queued"
+    );
+    let (got, outcome) = pipeline.recv().await.unwrap();
+    assert_eq!(got, tag);
+    assert!(matches!(outcome, Err(Error::Closing)), "{outcome:?}");
+    assert_eq!(pipeline.in_flight(), 0);
+    assert!(pipeline.recv().await.is_none());
+    drop(pipeline);
+    raw.send(Packet::EOF).await.unwrap();
+    assert!(rest(&mut raw).await.iter().all(Packet::is_eof));
+    closing.await.unwrap().unwrap();
+    assert_eq!(client.stats().requests_sent, 0);
 }
 
 #[tokio::test(start_paused = true)]
