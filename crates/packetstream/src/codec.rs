@@ -104,10 +104,16 @@ impl PacketCodec {
     /// Takes the frame `head` describes off the front of `src` (it is all there): its body.
     #[inline]
     pub(crate) fn take(&mut self, src: &mut BytesMut, head: Head) -> bytes::Bytes {
-        self.dropped = 0;
+        self.took();
         let mut frame = src.split_to(head.len()).freeze();
         frame.advance(head.prefix);
         frame
+    }
+
+    /// Frames were taken off the front of the buffer by someone else (the driver's lane):
+    /// the `80` bytes dropped belonged to one of them.
+    pub(crate) fn took(&mut self) {
+        self.dropped = 0;
     }
 
     /// The bytes of a frame begun and not finished, when the stream has ended with `src`

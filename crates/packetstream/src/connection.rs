@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::call::{Call, Exchange};
 use crate::driver::Driver;
-use crate::handler::{Handler, HandlerFn, NoHandler};
+use crate::handler::{Handler, HandlerFn, NoHandler, SyncHandlerFn};
 use crate::pipeline::Pipeline;
 use crate::session::Session;
 use crate::shared::{Shared, now};
@@ -132,6 +132,46 @@ impl PacketConnection {
         E: fmt::Display + 'static,
     {
         PacketConnection::start(io, config, Some(HandlerFn(handler)))
+    }
+
+    /// [`with_handler`](Self::with_handler) for a handler that answers at once: a plain
+    /// `Fn(Request) -> Result<R, E>`, called where the request is read, with no future made
+    /// for it. The same replies, failures, limits and panics as `with_handler`'s; it must
+    /// not block, as it runs inside the connection's task.
+    ///
+    /// ```
+    /// use packetstream::{Config, PacketConnection, Request};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), packetstream::Error> {
+    /// let (a, b) = tokio::io::duplex(64 * 1024);
+    /// let server = PacketConnection::with_sync_handler(b, Config::default(), |rq: Request| {
+    ///     match rq.rq_type {
+    ///         0 => Ok((rq.flags, rq.payload)),
+    ///         other => Err(format!("no rq_type {other}")),
+    ///     }
+    /// })?;
+    /// let client = PacketConnection::new(a, Config::default())?;
+    /// let echoed = client.request(0, 7, "ping").await?;
+    /// assert_eq!((echoed.ok, echoed.flags, &echoed.payload[..]), (true, 7, &b"ping"[..]));
+    /// assert!(!client.request(1, 0, "").await?.ok);
+    /// client.close().await?;
+    /// server.closed().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_sync_handler<T, F, R, E>(
+        io: T,
+        config: Config,
+        handler: F,
+    ) -> Result<PacketConnection, Error>
+    where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+        F: Fn(Request) -> Result<R, E> + Send + Sync + 'static,
+        R: Into<Reply> + Send + 'static,
+        E: fmt::Display + Send + 'static,
+    {
+        PacketConnection::start(io, config, Some(SyncHandlerFn(handler)))
     }
 
     fn start<T, H>(io: T, config: Config, handler: Option<H>) -> Result<PacketConnection, Error>

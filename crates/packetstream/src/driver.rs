@@ -29,13 +29,14 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
-use tracing::{debug, warn};
+use tracing::{debug, trace, warn};
 
+use crate::config::REQUEST_COST;
 use crate::handler::Handler;
-use crate::serving::Job;
+use crate::serving::{Job, Lane};
 use crate::session::encode_reply;
 use crate::shared::{Shared, now};
-use crate::{Config, Reply, Request};
+use crate::{Config, Packet, PacketCodec, Reply, Request};
 
 /// How many rounds one wake may run before yielding to other tasks.
 const ROUNDS_PER_WAKE: usize = 32;
@@ -149,6 +150,18 @@ pub(crate) struct Driver<T, H: Handler> {
     handed_out: bool,
     /// Whether reading had ended at the last lock (to notify once).
     read_ended: bool,
+    /// The lane the session left for requests read before the next lock: see [`Lane`].
+    lane: Option<Lane>,
+    /// Reads the heads of the frames the lane takes.
+    codec: PacketCodec,
+    /// What the lane did since the last lock: requests taken, answered at once, and the jobs
+    /// of those still running.
+    lane_taken: usize,
+    lane_answered: Vec<u64>,
+    lane_held: Vec<Job>,
+    /// The lane stopped at a whole packet: the session reads on from there, with the tags
+    /// the lane answered counted as in use.
+    lane_stopped: bool,
 }
 
 impl<T, H: Handler> Drop for Driver<T, H> {
@@ -170,7 +183,6 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
     pub fn new(io: T, shared: Arc<Shared>, handler: Option<H>) -> Driver<T, H> {
         Driver {
             io: Some(Box::pin(io)),
-            shared,
             handler,
             read_buf: BytesMut::new(),
             write_buf: BytesMut::new(),
@@ -193,6 +205,13 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             read_idle: false,
             handed_out: false,
             read_ended: false,
+            lane: None,
+            codec: PacketCodec::new(shared.config.max_packet),
+            lane_taken: 0,
+            lane_answered: Vec::new(),
+            lane_held: Vec::new(),
+            lane_stopped: false,
+            shared,
         }
     }
 
@@ -213,6 +232,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         for _ in 0..ROUNDS_PER_WAKE {
             // Read first, so that the lock sees what came, and knows when nothing did.
             let mut progress = self.poll_read(cx);
+            progress |= self.run_lane(cx);
             if self.exchange(cx, now) {
                 self.end();
                 return Poll::Ready(());
@@ -239,7 +259,19 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         if self.written > 0 {
             session.transmitted(std::mem::take(&mut self.written));
         }
-        if !self.done.is_empty() {
+        // When the lane stopped at a whole packet, the session reads on before it takes the
+        // lane's replies: a request it refuses there is refused before the requests read
+        // ahead of it are answered, as when the whole read was taken first.
+        let stopped = std::mem::take(&mut self.lane_stopped);
+        if self.lane_taken > 0 {
+            session.handle_lane(
+                std::mem::take(&mut self.lane_taken),
+                &mut self.lane_answered,
+                stopped,
+                &mut self.lane_held,
+            );
+        }
+        if !stopped && (!self.done.is_empty() || !self.replies.is_empty()) {
             session.handle_replies(&mut self.done, &mut self.replies);
         }
         if let Some(e) = self.failed.take() {
@@ -253,6 +285,9 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             Read::Failed(e) => session.handle_io_error(e),
         }
         self.handed_out |= self.read_buf.len() < buffered;
+        if stopped && (!self.done.is_empty() || !self.replies.is_empty()) {
+            session.handle_replies(&mut self.done, &mut self.replies);
+        }
         if self.deadline.is_some_and(|due| due <= now) {
             session.handle_timeout(now);
         }
@@ -266,6 +301,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         self.unsent = session.unsent();
         self.deadline = session.poll_timeout();
         self.shutdown = session.must_shutdown();
+        self.lane = session.lane();
         let ended = session.outcome().is_some();
         let read_ended = session.read_end().is_some() || ended;
         session.swap_wakers(&mut self.wakers);
@@ -308,6 +344,8 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
         }
         self.slots = Vec::new();
         self.done = Vec::new();
+        self.lane_held = Vec::new();
+        self.lane_answered = Vec::new();
         if self.replies.is_empty() {
             self.replies = BytesMut::new();
         }
@@ -340,30 +378,86 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
                 break;
             };
             started = true;
-            // Calling the handler runs the user's code before there is a future to poll: a
-            // panic there is answered as one in the future would be.
-            let call = std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(request)));
-            let mut slot = self.slots.pop().unwrap_or_else(|| Box::pin(None));
-            let polled = match call {
-                Ok(call) => {
-                    slot.set(Some(call));
-                    poll_slot::<H>(&mut slot, cx)
-                }
-                Err(panic) => Poll::Ready(Err(panic)),
-            };
-            match polled {
-                Poll::Ready(outcome) => {
-                    self.slots.push(slot);
+            match call_handler(handler, request, &mut self.slots, cx) {
+                Ok(outcome) => {
                     answer(config, job, outcome, &mut self.replies);
                     self.done.push(job);
                 }
-                Poll::Pending => self.running.push(Running {
+                Err(slot) => self.running.push(Running {
                     job,
                     slot: Some(slot),
                 }),
             }
         }
         started
+    }
+
+    /// Takes the requests at the front of the read buffer that may go by the session's lane,
+    /// and starts their handlers, under the same limits as
+    /// [`start_handlers`](Self::start_handlers) and only when no request the session took
+    /// waits for a handler before them. Those that finish at once are answered, as
+    /// `start_handlers` answers them; the others join the running set, and the session
+    /// holds them at the next lock. Stops at the first packet the lane does not take.
+    fn run_lane(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(lane), Some(handler)) = (self.lane.as_mut(), self.handler.as_ref()) else {
+            return false;
+        };
+        if !self.to_start.is_empty() {
+            return false;
+        }
+        let config = &self.shared.config;
+        let taken = self.lane_taken;
+        while self.running.len() < config.max_handlers
+            && self.unsent + self.replies.len() < config.max_unsent
+        {
+            let Ok(Some(head)) = self.codec.head(&self.read_buf) else {
+                break;
+            };
+            let Some(body) = self.read_buf.get(head.prefix..head.len()) else {
+                break;
+            };
+            let Ok(fields) = Packet::decode_head(body) else {
+                break;
+            };
+            let Some((rq_type, flags)) = fields.handler_request() else {
+                break;
+            };
+            let Some(job) = lane.take(fields.channel, fields.tag, head.len() + REQUEST_COST) else {
+                break;
+            };
+            let mut payload = self.codec.take(&mut self.read_buf, head);
+            payload.advance(fields.len);
+            let request = Request {
+                channel: job.channel,
+                tag: job.tag,
+                rq_type,
+                flags,
+                payload,
+            };
+            trace!(%request, "in, by the lane");
+            self.lane_taken += 1;
+            match call_handler(handler, request, &mut self.slots, cx) {
+                Ok(outcome) => {
+                    answer(config, job, outcome, &mut self.replies);
+                    self.lane_answered.push(job.tag);
+                }
+                Err(slot) => {
+                    lane.holds(&job);
+                    self.lane_held.push(job);
+                    self.running.push(Running {
+                        job,
+                        slot: Some(slot),
+                    });
+                }
+            }
+        }
+        let took = self.lane_taken > taken;
+        self.handed_out |= took;
+        if took {
+            let head = self.codec.head(&self.read_buf);
+            self.lane_stopped = matches!(head, Ok(Some(h)) if self.read_buf.len() >= h.len());
+        }
+        took
     }
 
     fn poll_handlers(&mut self, cx: &mut Context<'_>) -> bool {
@@ -529,6 +623,45 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
                 .insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
         timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// Calls the handler on `request` in a slot from `slots` and polls it once: its outcome if it
+/// finished (the slot goes back), or the slot it runs in.
+#[inline(always)]
+fn call_handler<H: Handler>(
+    handler: &H,
+    request: Request,
+    slots: &mut Vec<Slot<H::Future>>,
+    cx: &mut Context<'_>,
+) -> Result<Outcome, Slot<H::Future>> {
+    // Calling the handler runs the user's code before there is a future to poll: a panic
+    // there is answered as one in the future would be. A synchronous handler answers here.
+    let call = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        handler
+            .answer_now(request)
+            .map(H::reply)
+            .map_err(|request| handler.call(request))
+    }));
+    let call = match call {
+        Ok(Ok(reply)) => return Ok(Ok(reply)),
+        Ok(Err(call)) => Ok(call),
+        Err(panic) => Err(panic),
+    };
+    let mut slot = slots.pop().unwrap_or_else(|| Box::pin(None));
+    let polled = match call {
+        Ok(call) => {
+            slot.set(Some(call));
+            poll_slot::<H>(&mut slot, cx)
+        }
+        Err(panic) => Poll::Ready(Err(panic)),
+    };
+    match polled {
+        Poll::Ready(outcome) => {
+            slots.push(slot);
+            Ok(outcome)
+        }
+        Poll::Pending => Err(slot),
     }
 }
 

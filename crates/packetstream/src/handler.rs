@@ -59,6 +59,13 @@ pub(crate) trait Handler: Send + Sync + 'static {
     /// Starts handling one request.
     fn call(&self, request: Request) -> Self::Future;
 
+    /// Answers `request` at once, without a future, if this handler is synchronous;
+    /// otherwise gives it back for [`call`](Self::call).
+    #[inline(always)]
+    fn answer_now(&self, request: Request) -> Result<<Self::Future as Future>::Output, Request> {
+        Err(request)
+    }
+
     /// What a finished call answers: the reply, or the text of the handler's error (which is
     /// traced, never sent).
     fn reply(output: <Self::Future as Future>::Output) -> Result<Reply, String>;
@@ -79,6 +86,34 @@ where
     #[inline]
     fn call(&self, request: Request) -> Fut {
         (self.0)(request)
+    }
+
+    #[inline]
+    fn reply(output: Result<R, E>) -> Result<Reply, String> {
+        output.map(Into::into).map_err(|e| e.to_string())
+    }
+}
+
+/// A user's synchronous closure `Request -> Result<R, E>`: answered where it is called, with
+/// no future made, moved or polled.
+pub(crate) struct SyncHandlerFn<F>(pub F);
+
+impl<F, R, E> Handler for SyncHandlerFn<F>
+where
+    F: Fn(Request) -> Result<R, E> + Send + Sync + 'static,
+    R: Into<Reply> + Send + 'static,
+    E: fmt::Display + Send + 'static,
+{
+    type Future = Ready<Result<R, E>>;
+
+    #[inline]
+    fn call(&self, request: Request) -> Self::Future {
+        ready((self.0)(request))
+    }
+
+    #[inline(always)]
+    fn answer_now(&self, request: Request) -> Result<Result<R, E>, Request> {
+        Ok((self.0)(request))
     }
 
     #[inline]

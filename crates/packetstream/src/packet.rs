@@ -41,6 +41,41 @@ enum Kind {
     Response { ok: bool, flags: u64 },
 }
 
+/// What the front of a packet's body holds before its payload ([`Packet::decode_head`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyHead {
+    pub channel: u64,
+    pub tag: u64,
+    kind: Kind,
+    /// The bytes it took.
+    pub len: usize,
+}
+
+impl BodyHead {
+    /// A request's handler rq_type and flags, unless it is a response or a control packet.
+    #[inline]
+    pub fn handler_request(&self) -> Option<(u64, u64)> {
+        match self.kind {
+            Kind::Request {
+                wire_rq_type,
+                flags,
+            } if wire_rq_type > 0 => Some((wire_rq_type - 1, flags)),
+            _ => None,
+        }
+    }
+
+    /// The packet, with `payload`.
+    #[inline]
+    fn with_payload(self, payload: Bytes) -> Packet {
+        Packet {
+            channel: self.channel,
+            tag: self.tag,
+            kind: self.kind,
+            payload,
+        }
+    }
+}
+
 /// One packet of a cs.packetstream connection: a request or a response.
 ///
 /// Every `Packet` that can be built can be encoded, and a decoded one is valid: the
@@ -304,16 +339,25 @@ impl Packet {
     /// `u64` is [`Error::VarintOverflow`].
     #[inline]
     pub fn decode_body(mut body: Bytes) -> Result<Packet, Error> {
-        let total = body.len();
+        let head = Packet::decode_head(&body)?;
+        // `advance`, not `split_to`: no reference count touched.
+        body.advance(head.len);
+        Ok(head.with_payload(body))
+    }
+
+    /// Parses the integers at the front of a body: everything but the payload, and how many
+    /// bytes they took. The errors of [`decode_body`](Self::decode_body).
+    #[inline]
+    pub(crate) fn decode_head(body: &[u8]) -> Result<BodyHead, Error> {
+        let mut at = 0;
         let mut field = |name: &'static str| -> Result<u64, Error> {
-            match bsuint::get(&body)? {
+            match bsuint::get(&body[at..])? {
                 Some((value, used)) => {
-                    // `advance`, not `split_to`: no reference count touched per field.
-                    body.advance(used);
+                    at += used;
                     Ok(value)
                 }
                 None => Err(Error::Malformed {
-                    len: total,
+                    len: body.len(),
                     field: name,
                 }),
             }
@@ -336,11 +380,11 @@ impl Packet {
                 flags: flagsword >> 3,
             }
         };
-        Ok(Packet {
+        Ok(BodyHead {
             channel,
             tag,
             kind,
-            payload: body,
+            len: at,
         })
     }
 }

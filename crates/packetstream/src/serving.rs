@@ -121,6 +121,49 @@ impl HeldTags {
     }
 }
 
+/// Leave for the driver to take the peer's requests itself, without the lock, from the bytes
+/// it reads until the next lock, and to answer them at once when their handlers finish on
+/// their first poll: plain requests on channel 0 whose tags go up, each above the last and
+/// above every tag kept, while their bytes fit in what `max_received` has left. Such a
+/// request passes every check of [`Serving::check`] (there is a handler, requests are
+/// allowed, channel 0 exists, and no held tag can equal its tag), so the lane takes it as
+/// `admit` would: answered at once, it was never held; still running, it holds its bytes at
+/// once, and its tag from the next lock ([`Serving::lane_held`]). The first packet that is
+/// anything else ends the lane, and the session reads it and what follows as usual. No I/O,
+/// no clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lane {
+    /// A tag must be above this one.
+    above: Option<u64>,
+    /// Bytes held, as [`Serving::fits`] counts them.
+    received: usize,
+    max_received: usize,
+}
+
+impl Lane {
+    /// Takes the request `(channel, tag)` counted as `charge` bytes, if it may go by the
+    /// lane; the job that goes with it to its handler.
+    #[inline]
+    pub fn take(&mut self, channel: u64, tag: u64, charge: usize) -> Option<Job> {
+        let fits = self.received == 0 || self.received + charge <= self.max_received;
+        if channel != 0 || self.above.is_some_and(|above| tag <= above) || !fits {
+            return None;
+        }
+        self.above = Some(tag);
+        Some(Job {
+            channel,
+            tag,
+            charge,
+            held: Kept::InOrder,
+        })
+    }
+
+    /// The handler of `job` did not finish at once: its bytes are held.
+    pub fn holds(&mut self, job: &Job) {
+        self.received += job.charge;
+    }
+}
+
 /// The peer's requests held by this side: handed to the driver for a handler, and not yet
 /// answered.
 pub(crate) struct Serving {
@@ -186,15 +229,43 @@ impl Serving {
     /// goes with it to the driver.
     #[inline]
     pub fn admit(&mut self, request: &Request, charge: usize) -> Job {
-        let held = self.held.insert(request.channel, request.tag);
+        self.hold(request.channel, request.tag, charge)
+    }
+
+    #[inline]
+    fn hold(&mut self, channel: u64, tag: u64, charge: usize) -> Job {
+        let held = self.held.insert(channel, tag);
         self.received += charge;
         self.held_count += 1;
         Job {
-            channel: request.channel,
-            tag: request.tag,
+            channel,
+            tag,
             charge,
             held,
         }
+    }
+
+    /// The lane the driver may answer requests by until the next lock, when requests are
+    /// served at all: see [`Lane`].
+    pub fn lane(&self) -> Option<Lane> {
+        (self.handler && self.requests_allowed).then_some(Lane {
+            above: self.held.high,
+            received: self.received,
+            max_received: self.max_received,
+        })
+    }
+
+    /// Holds the tag of a request the lane answered, counting no bytes: see
+    /// [`Session::handle_lane`](crate::session::Session::handle_lane).
+    pub fn hold_answered(&mut self, tag: u64) -> Job {
+        self.hold(0, tag, 0)
+    }
+
+    /// The lane's request `job` was still running at the lock: from now on it is held as
+    /// [`admit`](Self::admit) holds a request (its tag is above every tag kept, so it is kept
+    /// in order).
+    pub fn lane_held(&mut self, job: &mut Job) {
+        *job = self.hold(job.channel, job.tag, job.charge);
     }
 
     /// The handler of `job` is done: its tag may come again, and its bytes are free.
@@ -324,6 +395,41 @@ mod tests {
         assert!(s.check(0, 2).is_err());
         s.finished(stuck);
         s.check(0, 2).unwrap();
+    }
+
+    #[test]
+    fn the_lane_takes_rising_tags_on_channel_0_within_the_budget_only() {
+        let mut s = Serving::new(true, true, 1000);
+        let held = s.admit(&request(0, 10), 100);
+        let mut lane = s.lane().expect("requests are served");
+        assert!(lane.take(0, 10, 10).is_none(), "a tag held");
+        assert!(lane.take(0, 7, 10).is_none(), "a tag below the high mark");
+        assert!(lane.take(1, 20, 10).is_none(), "another channel");
+        let job = lane.take(0, 11, 10).unwrap();
+        assert!(lane.take(0, 11, 10).is_none(), "the same tag again");
+        lane.holds(&job);
+        assert!(
+            lane.take(0, 12, 900).is_none(),
+            "over the budget with 110 held"
+        );
+        assert!(lane.take(0, 12, 890).is_some());
+        // The one still running is held from the lock on: its tag is in use.
+        let mut job = job;
+        s.lane_held(&mut job);
+        assert!(s.check(0, 11).is_err());
+        assert_eq!(s.received(), 110);
+        s.finished(job);
+        s.finished(held);
+        assert!(s.is_idle());
+        // A tag the lane answered is held for the rest of its read, and costs nothing.
+        let answered = s.hold_answered(12);
+        assert!(s.check(0, 12).is_err());
+        s.finished(answered);
+        assert_eq!(s.received(), 0);
+        // No lane without a handler, or once the peer sent ERQ.
+        assert!(Serving::new(false, false, 1000).lane().is_none());
+        s.peer_erq();
+        assert!(s.lane().is_none());
     }
 
     #[test]

@@ -58,7 +58,7 @@ use tracing::{debug, trace, warn};
 use crate::batch::{Batch, MAX_GRANT, MAX_RESERVE};
 use crate::config::REQUEST_COST;
 use crate::in_flight::{InFlight, Outcome, Owner};
-use crate::serving::{Job, Serving};
+use crate::serving::{Job, Lane, Serving};
 use crate::{Config, Ended, Error, Packet, PacketCodec, Reply, Request, Response, Stats, bsuint};
 
 /// How long a connection stays quiet (nothing in flight either way, nothing to write, nothing
@@ -129,6 +129,8 @@ pub(crate) struct Session {
     blocked: bool,
     /// Requests taken, for the driver to hand to handlers.
     requests: VecDeque<(Job, Request)>,
+    /// Tags the driver's lane answered, held until the read they came in is taken.
+    answered_in_read: Vec<Job>,
     erq_sent: bool,
     grace_until: Option<Instant>,
     close_deadline: Option<Instant>,
@@ -160,6 +162,7 @@ impl Session {
             stream_ended: false,
             blocked: false,
             requests: VecDeque::new(),
+            answered_in_read: Vec::new(),
             erq_sent: false,
             grace_until: None,
             close_deadline: None,
@@ -496,6 +499,11 @@ impl Session {
             }
         }
         self.advance();
+        // After the close moved on: while they are held, the requests the lane answered
+        // keep our EOF from going out before their replies, which come next.
+        for job in self.answered_in_read.drain(..) {
+            self.serving.finished(job);
+        }
     }
 
     /// The stream ended: nothing comes after what `buf` holds.
@@ -606,6 +614,51 @@ impl Session {
     }
 
     // ---- serving ----
+
+    /// The lane the driver may take the peer's requests by from the bytes it reads before
+    /// the next lock, if requests are served now (see [`Lane`]): not once our EOF is queued,
+    /// reading has ended, or the peer said it sends no more.
+    pub fn lane(&self) -> Option<Lane> {
+        if self.phase >= Phase::EofSent
+            || self.read_end.is_some()
+            || self.stream_ended
+            || self.outcome.is_some()
+        {
+            return None;
+        }
+        self.serving.lane()
+    }
+
+    /// What the driver took by the lane since the last lock: `taken` requests (read off the
+    /// buffer), of which it answered those of the tags in `answered` at once (emptied; their
+    /// replies are among those handed over next), and the jobs of those still running in
+    /// `held` (emptied), which are held from now on. When the lane `stopped` at a whole
+    /// packet, the tags it answered count as in use while the rest of the read is taken (as
+    /// they did when a read's requests were all taken before any handler ran): a request
+    /// naming one of them in the same read is refused, as cs refuses it.
+    pub fn handle_lane(
+        &mut self,
+        taken: usize,
+        answered: &mut Vec<u64>,
+        stopped: bool,
+        held: &mut Vec<Job>,
+    ) {
+        self.codec.took();
+        self.active();
+        self.stats.packets_in += taken as u64;
+        self.stats.requests_served += answered.len() as u64;
+        self.stats.packets_out += answered.len() as u64;
+        for job in held.iter_mut() {
+            self.serving.lane_held(job);
+        }
+        held.clear();
+        if stopped {
+            for &tag in answered.iter() {
+                self.answered_in_read.push(self.serving.hold_answered(tag));
+            }
+        }
+        answered.clear();
+    }
 
     /// Moves the requests taken since the last call to the end of `into` (emptied when it
     /// was empty, they trade places), for the driver to hand to handlers. Each is held, and

@@ -1392,3 +1392,57 @@ async fn a_flood_of_duplicate_responses_costs_nothing_but_orphans() {
     assert_eq!(recv_ok(&mut pipeline).await.0, tag);
     assert!(pipeline.recv().await.is_none());
 }
+
+/// A synchronous handler answers as an async one does: replies, errors and panics alike,
+/// for requests that come in one write (the driver's lane) and for those that do not
+/// (other channels, tags that do not go up), and a tag used twice in one write is refused.
+#[tokio::test]
+async fn a_sync_handler_answers_errors_and_panics_like_an_async_one() {
+    let config = Config {
+        channels: true,
+        handler_failure: Bytes::from_static(b"nope"),
+        ..Config::default()
+    };
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let _server =
+        PacketConnection::with_sync_handler(ours, config, |rq: Request| match rq.rq_type {
+            0 => Ok((rq.flags, rq.payload)),
+            7 => panic!("a sync handler that panics"),
+            other => Err(format!("no rq_type {other}")),
+        })
+        .unwrap();
+    let mut raw = Framed::new(theirs, PacketCodec::default());
+    for (channel, tag, rq) in [(0, 9, 0), (0, 10, 7), (0, 11, 3), (0, 12, 0), (3, 2, 0)] {
+        let packet = Packet::request(channel, tag, rq, tag, Bytes::from_static(b"x")).unwrap();
+        raw.feed(packet).await.unwrap();
+    }
+    // A tag below the last, and one used twice in the same write.
+    raw.feed(request(5, 0, 5, b"low")).await.unwrap();
+    raw.feed(request(12, 0, 6, b"again")).await.unwrap();
+    SinkExt::<Packet>::flush(&mut raw).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..7 {
+        let p = next(&mut raw).await;
+        got.push((p.channel(), p.tag(), p.ok(), p.flags(), p.payload().clone()));
+    }
+    got.sort_by_key(|&(channel, tag, _, flags, _)| (channel, tag, flags));
+    let text = |t: &'static [u8]| Bytes::from_static(t);
+    assert_eq!(
+        got,
+        [
+            (0, 5, Some(true), 5, text(b"low")),
+            (0, 9, Some(true), 9, text(b"x")),
+            (0, 10, Some(false), 0, text(b"nope")),
+            (0, 11, Some(false), 0, text(b"nope")),
+            (
+                0,
+                12,
+                Some(false),
+                0,
+                text(b"channel 0: tag already in use: 12")
+            ),
+            (0, 12, Some(true), 12, text(b"x")),
+            (3, 2, Some(true), 2, text(b"x")),
+        ]
+    );
+}
