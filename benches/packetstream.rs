@@ -7,7 +7,10 @@
 //! - `throughput_64KiB`: 64 KiB echo requests with 4 in flight (at least 0.85x raw).
 //!
 //! `request()`, `submit()` (each request sent at once, its `Call` awaited oldest first) and
-//! `Pipeline` all run against the same `PacketConnection` server.
+//! `Pipeline` all run against the same `PacketConnection` server, whose echo handler is an
+//! async closure (`with_handler`). `pipeline_sync` is `Pipeline` against a server whose echo
+//! handler is a plain closure (`with_sync_handler`), answered without a future, as the raw
+//! echo answers.
 //!
 //! The raw echo is tokio-util's `LengthDelimitedCodec` with no correlation at all: the server
 //! decodes every frame a read brought and writes all the echoes in one `write_all`; the client
@@ -16,6 +19,7 @@
 //! - `codec_alone`: that plain client speaking packets (`PacketCodec`) to the raw echo's own
 //!   loop speaking packets (`codec_echo`): the codec with no connection around it;
 //! - `server_alone`: the plain packet client against a `PacketConnection` server;
+//!   `server_alone_sync` against the one with the synchronous handler;
 //! - `client_alone`: a `PacketConnection` client against `codec_echo`.
 //!
 //! `packetstream/codec/64B` times the two codecs in memory: 64 frames encoded into one buffer
@@ -291,6 +295,14 @@ fn echo_server(io: Box<dyn Io>) -> PacketConnection {
     .unwrap()
 }
 
+/// The same echo with a synchronous handler.
+fn sync_echo_server(io: Box<dyn Io>) -> PacketConnection {
+    PacketConnection::with_sync_handler(io, Config::default(), |rq: Request| {
+        Ok::<_, Infallible>((rq.flags, rq.payload))
+    })
+    .unwrap()
+}
+
 /// The same echo as a tarpc service, with its bincode transport over the same socket.
 #[tarpc::service]
 trait Echo {
@@ -420,12 +432,22 @@ fn bench(c: &mut Criterion) {
             let client = PacketConnection::new(client, Config::default()).unwrap();
             (client, echo_server(server))
         });
+        let sync_packet = rt.block_on(async {
+            let (client, server) = socket_pair(kind).await;
+            let client = PacketConnection::new(client, Config::default()).unwrap();
+            (client, sync_echo_server(server))
+        });
         // The server's handle lives as long as the workloads: dropping it would close it.
         let (plain_packets, _alone_server) = rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             (plain_packet_client(client), echo_server(server))
         });
         let mut plain_packets = Some(plain_packets);
+        let (plain_sync, _alone_sync_server) = rt.block_on(async {
+            let (client, server) = socket_pair(kind).await;
+            (plain_packet_client(client), sync_echo_server(server))
+        });
+        let mut plain_sync = Some(plain_sync);
         let mut codec_alone = Some(rt.block_on(async {
             let (client, server) = socket_pair(kind).await;
             tokio::spawn(codec_echo(server));
@@ -462,6 +484,9 @@ fn bench(c: &mut Criterion) {
             group.bench_function(BenchmarkId::from_parameter("server_alone"), |b| {
                 b.iter_custom(|iters| time_plain(&rt, &mut plain_packets, iters, window, &payload))
             });
+            group.bench_function(BenchmarkId::from_parameter("server_alone_sync"), |b| {
+                b.iter_custom(|iters| time_plain(&rt, &mut plain_sync, iters, window, &payload))
+            });
             for (name, client) in [("packetstream", &packet.0), ("client_alone", &client_alone)] {
                 group.bench_function(BenchmarkId::from_parameter(name), |b| {
                     b.iter_custom(|iters| {
@@ -480,14 +505,16 @@ fn bench(c: &mut Criterion) {
                     })
                 })
             });
-            group.bench_function(BenchmarkId::from_parameter("pipeline"), |b| {
-                b.iter_custom(|iters| {
-                    let (client, payload) = (packet.0.clone(), payload.clone());
-                    time_spawned(&rt, async move {
-                        pipeline_run(&client, iters, window, &payload).await
+            for (name, client) in [("pipeline", &packet.0), ("pipeline_sync", &sync_packet.0)] {
+                group.bench_function(BenchmarkId::from_parameter(name), |b| {
+                    b.iter_custom(|iters| {
+                        let (client, payload) = (client.clone(), payload.clone());
+                        time_spawned(&rt, async move {
+                            pipeline_run(&client, iters, window, &payload).await
+                        })
                     })
-                })
-            });
+                });
+            }
             group.bench_function(BenchmarkId::from_parameter("tarpc"), |b| {
                 b.iter_custom(|iters| {
                     let (client, payload) = (tarpc.clone(), payload.clone());
@@ -499,8 +526,10 @@ fn bench(c: &mut Criterion) {
             group.finish();
         }
         rt.block_on(async {
-            packet.0.close().await.unwrap();
-            packet.1.closed().await.unwrap();
+            for (client, server) in [packet, sync_packet] {
+                client.close().await.unwrap();
+                server.closed().await.unwrap();
+            }
         });
     }
 }
