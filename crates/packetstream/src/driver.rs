@@ -14,6 +14,14 @@
 //! made since the last lock) are below [`Config::max_unsent`]. Most handlers finish on their
 //! first poll; their replies are encoded as they finish and handed over at the next lock, so
 //! a read's requests are answered in one write.
+//!
+//! Between two locks the driver may take requests off the read buffer itself, by the
+//! [`Lane`] the session left at the last lock: the session decided which requests may go
+//! (plain ones on channel 0, tags going up, within the budget), and the driver only applies
+//! that, stopping at the first packet the lane does not take, which the session reads. A
+//! request taken so is answered without the lock when its handler finishes at once; a
+//! synchronous handler ([`with_sync_handler`](crate::PacketConnection::with_sync_handler))
+//! always does, with no future made.
 
 use std::any::Any;
 use std::collections::VecDeque;
