@@ -300,7 +300,13 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             session.handle_timeout(now);
         }
         session.take_requests(&mut self.to_start);
-        let release = session.quiet(now, self.idle());
+        let idle = self.idle();
+        if idle && session.is_quiet() && self.read_buf.capacity() <= READ_CHUNK {
+            // Quiet: the read buffer goes (it is empty when idle); the next read makes one
+            // for what it brings.
+            self.read_buf = BytesMut::new();
+        }
+        let release = session.quiet(now, idle, self.held());
         if self.shut {
             session.shutdown_done();
         }
@@ -341,6 +347,20 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static, H: Handler> Driver<T, H> {
             && self.running.is_empty()
             && self.to_start.is_empty()
             && self.write_buf.is_empty()
+    }
+
+    /// About how many bytes of heap the driver holds: its buffers and vectors.
+    fn held(&self) -> usize {
+        self.read_buf.capacity()
+            + self.write_buf.capacity()
+            + self.replies.capacity()
+            + self.slots.len() * size_of::<Option<H::Future>>()
+            + self.done.capacity() * size_of::<Job>()
+            + self.to_start.capacity() * size_of::<(Job, Request)>()
+            + self.wakers.capacity() * size_of::<Waker>()
+            + self.lane_held.capacity() * size_of::<Job>()
+            + self.lane_answered.capacity() * size_of::<u64>()
+            + self.timer.as_ref().map_or(0, |_| size_of::<Sleep>())
     }
 
     fn release_idle(&mut self) {

@@ -576,6 +576,22 @@ impl InFlight {
         self.wakers.due
     }
 
+    /// About how many bytes of heap the table, the deadlines, the wakers and the pipelines'
+    /// queues hold.
+    pub fn held(&self) -> usize {
+        self.slots.len() * size_of::<Option<Entry>>()
+            + self.deadlines.capacity() * size_of::<(Instant, u64)>()
+            + self.unstamped.capacity() * size_of::<u64>()
+            + self.wakers.cache.capacity() * size_of::<Cached>()
+            + self.pipes.capacity() * size_of::<Option<Pipe>>()
+            + self
+                .pipes
+                .iter()
+                .flatten()
+                .map(|p| p.answered.capacity() * size_of::<(u64, Outcome)>())
+                .sum::<usize>()
+    }
+
     /// Gives the table and the wakers kept back when no request is in it.
     pub fn release_idle(&mut self) {
         if self.live == 0 && !self.wakers.due {

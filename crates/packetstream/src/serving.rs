@@ -110,6 +110,12 @@ impl HeldTags {
         self.held_in_order == 0 && self.hashed.is_empty()
     }
 
+    /// About how many bytes of heap the sets hold.
+    fn held(&self) -> usize {
+        self.in_order.capacity() * size_of::<(u64, bool)>()
+            + self.hashed.capacity() * (size_of::<(u64, u64)>() + 1)
+    }
+
     /// Gives back memory beyond what a busy connection keeps using; the high mark stays.
     fn release_idle(&mut self) {
         if self.hashed.capacity() > KEEP {
@@ -279,6 +285,11 @@ impl Serving {
     /// No request is held.
     pub fn is_idle(&self) -> bool {
         self.held_count == 0
+    }
+
+    /// About how many bytes of heap the sets of tags hold.
+    pub fn held(&self) -> usize {
+        self.held.held()
     }
 
     /// Bytes held now.

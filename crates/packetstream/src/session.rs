@@ -66,6 +66,10 @@ use crate::{Config, Ended, Error, Packet, PacketCodec, Reply, Request, Response,
 /// burst to the next: large buffers made anew cost page faults.
 pub(crate) const IDLE_RELEASE: Duration = Duration::from_millis(200);
 
+/// What a quiet connection may hold, driver and session together, and keep with no deadline
+/// to give it back: well under the idle budget of 8 KB.
+pub(crate) const LIGHT: usize = 4 * 1024;
+
 /// Where the connection is in its life. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Phase {
@@ -932,15 +936,22 @@ impl Session {
     }
 
     /// Whether the driver's side is `idle` (nothing read, nothing to write, no handler
-    /// running) at `now`: `true` when the whole connection has been quiet for
-    /// [`IDLE_RELEASE`] and should give its memory back, which it then does, once per quiet
-    /// spell. Anything but quiet ends the spell, and its deadline with it.
-    pub fn quiet(&mut self, now: Instant, idle: bool) -> bool {
+    /// running) at `now`, holding `driver_held` bytes: `true` when the whole connection has
+    /// been quiet for [`IDLE_RELEASE`] and should give its memory back, which it then does,
+    /// once per quiet spell. Anything but quiet ends the spell, and its deadline with it. A
+    /// quiet connection that holds no more than [`LIGHT`] bytes in all keeps them, with no
+    /// deadline: it is under the idle budget as it is, and a timer armed at every pause
+    /// would cost each wait of the runtime a timed wait.
+    pub fn quiet(&mut self, now: Instant, idle: bool, driver_held: usize) -> bool {
         if !idle || !self.is_quiet() {
             self.active();
             return false;
         }
         if self.released {
+            return false;
+        }
+        if driver_held + self.held() <= LIGHT {
+            self.quiet_since = None;
             return false;
         }
         let since = *self.quiet_since.get_or_insert(now);
@@ -959,6 +970,18 @@ impl Session {
             && self.unsent == 0
             && self.waiters.is_empty()
             && !self.blocked
+    }
+
+    /// About how many bytes of heap the session holds beyond itself: its buffers' and
+    /// tables' capacities.
+    pub fn held(&self) -> usize {
+        self.outbound.capacity()
+            + self.in_flight.held()
+            + self.serving.held()
+            + self.requests.capacity() * size_of::<(Job, Request)>()
+            + self.answered_in_read.capacity() * size_of::<Job>()
+            + self.waiters.capacity() * size_of::<Waiter>()
+            + self.to_wake.capacity() * size_of::<Waker>()
     }
 
     /// Gives back the memory an idle connection does not need.

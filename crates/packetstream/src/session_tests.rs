@@ -683,6 +683,29 @@ fn a_quiet_session_gives_its_memory_back() {
     assert_eq!(w.s.outbound.capacity(), 0);
 }
 
+/// What a driver holding large buffers reports: over [`LIGHT`] whatever the session holds.
+const HEAVY: usize = LIGHT + 1;
+
+#[test]
+fn a_quiet_connection_holding_little_keeps_it_with_no_deadline() {
+    let mut w = Wire::serving(Config::default());
+    w.peer_sends(&[request(2, b"a")]);
+    let (job, _) = w.start_all().pop().unwrap();
+    w.reply(job, echo());
+    w.peer_reads();
+    assert!(w.s.held() < LIGHT, "{} bytes", w.s.held());
+    assert!(!w.s.quiet(w.now, true, 100));
+    assert_eq!(w.s.poll_timeout(), None, "no timer for a light connection");
+    w.now += IDLE_RELEASE * 10;
+    assert!(!w.s.quiet(w.now, true, 100), "nothing to give back");
+    assert_eq!(w.s.poll_timeout(), None);
+    // The same with a driver that holds much: released after IDLE_RELEASE.
+    assert!(!w.s.quiet(w.now, true, HEAVY));
+    assert_eq!(w.s.poll_timeout(), Some(w.now + IDLE_RELEASE));
+    w.now += IDLE_RELEASE;
+    assert!(w.s.quiet(w.now, true, HEAVY));
+}
+
 #[test]
 fn a_quiet_connection_gives_its_memory_back_once_and_then_sleeps() {
     let mut w = Wire::serving(Config::default());
@@ -690,28 +713,34 @@ fn a_quiet_connection_gives_its_memory_back_once_and_then_sleeps() {
     let (job, _) = w.start_all().pop().unwrap();
     w.reply(job, echo());
     w.peer_reads();
-    assert!(!w.s.quiet(w.now, false), "the driver is busy: no spell");
+    assert!(
+        !w.s.quiet(w.now, false, HEAVY),
+        "the driver is busy: no spell"
+    );
     assert_eq!(w.s.poll_timeout(), None);
     // Quiet from now: the release is due after IDLE_RELEASE, not before.
-    assert!(!w.s.quiet(w.now, true));
+    assert!(!w.s.quiet(w.now, true, HEAVY));
     assert_eq!(w.s.poll_timeout(), Some(w.now + IDLE_RELEASE));
     w.now += IDLE_RELEASE / 2;
-    assert!(!w.s.quiet(w.now, true));
+    assert!(!w.s.quiet(w.now, true, HEAVY));
     // Activity ends the spell; a new one starts from the next quiet moment.
     w.peer_sends(&[request(3, b"b")]);
     let (job, _) = w.start_all().pop().unwrap();
     w.reply(job, echo());
     w.peer_reads();
-    assert!(!w.s.quiet(w.now, true));
+    assert!(!w.s.quiet(w.now, true, HEAVY));
     w.now += IDLE_RELEASE - Duration::from_millis(1);
-    assert!(!w.s.quiet(w.now, true));
+    assert!(!w.s.quiet(w.now, true, HEAVY));
     w.now += Duration::from_millis(1);
-    assert!(w.s.quiet(w.now, true), "quiet for IDLE_RELEASE: released");
+    assert!(
+        w.s.quiet(w.now, true, HEAVY),
+        "quiet for IDLE_RELEASE: released"
+    );
     assert_eq!(w.s.outbound.capacity(), 0);
     // Once per spell: no deadline left to wake an idle connection.
     assert_eq!(w.s.poll_timeout(), None);
     w.now += IDLE_RELEASE * 10;
-    assert!(!w.s.quiet(w.now, true));
+    assert!(!w.s.quiet(w.now, true, HEAVY));
     assert_eq!(w.s.poll_timeout(), None);
 }
 
