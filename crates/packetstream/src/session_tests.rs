@@ -746,18 +746,29 @@ fn a_quiet_connection_gives_its_memory_back_once_and_then_sleeps() {
 
 // ---- a pipeline's batch ----
 
-/// A pipeline's batch of `n` requests on `w`, encoded without the session as a pipeline
-/// does; their tags.
-fn batch_of(w: &mut Wire, id: u32, batch: &mut Batch, n: usize) -> Vec<u64> {
-    batch.want = n;
-    assert!(w.s.refill(id, batch));
-    (0..n)
+/// A pipeline on `w` with `want` tags set aside: its number and its batch.
+fn pipe_with_batch(w: &mut Wire, want: usize) -> (u32, Batch) {
+    let id = w.s.open_pipe();
+    let mut batch = Batch {
+        want,
+        ..Batch::default()
+    };
+    assert!(w.s.refill(id, &mut batch));
+    (id, batch)
+}
+
+/// A pipeline on `w` with a batch of `n` requests, encoded without the session as a
+/// pipeline does: its number, its batch and the requests' tags.
+fn batch_of(w: &mut Wire, n: usize) -> (u32, Batch, Vec<u64>) {
+    let (id, mut batch) = pipe_with_batch(w, n);
+    let tags = (0..n)
         .map(|_| {
-            let mut request =
-                Some(Session::outgoing(w.s.config(), 0, 0, 0, Bytes::from_static(b"q")).unwrap());
+            let payload = Bytes::from_static(b"q");
+            let mut request = Some(Session::outgoing(w.s.config(), 0, 0, 0, payload).unwrap());
             batch.push(&mut request).expect("room in the batch")
         })
-        .collect()
+        .collect();
+    (id, batch, tags)
 }
 
 #[test]
@@ -767,9 +778,7 @@ fn a_batch_goes_out_only_once_handed_over_and_its_tags_take_no_response_before()
         ..Config::default()
     };
     let mut w = Wire::new(config, false);
-    let id = w.s.open_pipe();
-    let mut batch = Batch::default();
-    let tags = batch_of(&mut w, id, &mut batch, 3);
+    let (id, mut batch, tags) = batch_of(&mut w, 3);
     assert_eq!(w.s.unsent(), MAX_GRANT, "the share counts in the budget");
     assert!(w.peer_reads().is_empty(), "nothing queued yet");
     // A response to a tag not sent is an orphan; no timeout runs for it.
@@ -803,12 +812,7 @@ fn tags_a_batch_did_not_use_go_back_and_are_never_answered() {
         ..Config::default()
     };
     let mut w = Wire::new(config, false);
-    let id = w.s.open_pipe();
-    let mut batch = Batch {
-        want: 4,
-        ..Batch::default()
-    };
-    assert!(w.s.refill(id, &mut batch));
+    let (_, mut batch) = pipe_with_batch(&mut w, 4);
     assert_eq!(batch.free.len(), 4);
     let mut waiting = Waiting::new(&w.s, 1);
     assert!(
@@ -834,9 +838,7 @@ fn tags_a_batch_did_not_use_go_back_and_are_never_answered() {
 #[test]
 fn a_batch_handed_over_after_the_close_began_fails_with_closing_and_sends_nothing() {
     let mut w = Wire::new(Config::default(), false);
-    let id = w.s.open_pipe();
-    let mut batch = Batch::default();
-    let tags = batch_of(&mut w, id, &mut batch, 2);
+    let (id, mut batch, tags) = batch_of(&mut w, 2);
     w.s.close(w.now);
     // The close does not wait for the batch, nor does its end fail it.
     assert_eq!(kinds(&w.peer_reads()), ["ERQ", "EOF"]);
@@ -860,9 +862,7 @@ fn a_batch_handed_over_after_the_close_began_fails_with_closing_and_sends_nothin
 #[test]
 fn a_pipeline_closed_with_a_batch_gives_its_places_and_share_back() {
     let mut w = Wire::new(Config::default(), false);
-    let id = w.s.open_pipe();
-    let mut batch = Batch::default();
-    batch_of(&mut w, id, &mut batch, 3);
+    let (id, mut batch, _) = batch_of(&mut w, 3);
     w.s.close_pipe(id, &mut batch);
     assert_eq!((w.s.unsent(), w.s.in_flight.live()), (0, 0));
     assert!(w.s.is_quiet());
@@ -877,12 +877,7 @@ fn a_batch_takes_no_more_than_its_share_of_max_unsent() {
         ..Config::default()
     };
     let mut w = Wire::new(config, false);
-    let id = w.s.open_pipe();
-    let mut batch = Batch {
-        want: 8,
-        ..Batch::default()
-    };
-    assert!(w.s.refill(id, &mut batch));
+    let (id, mut batch) = pipe_with_batch(&mut w, 8);
     assert_eq!(batch.grant, MIN_PACKET);
     let mut sent = 0;
     loop {
