@@ -28,12 +28,26 @@ type Running = Pin<Box<dyn Future<Output = (Reply, usize)> + Send>>;
 /// context and its futures (measured by `tests/memory.rs`).
 const CALL_COST: usize = 2048;
 
+/// The replies that wait, in bytes, before the first write of a burst of calls goes out
+/// while calls are still being read: a reply this large goes out at once (the peer can
+/// start on it while we answer the rest), smaller ones are gathered until they are.
+const FIRST_WRITE: usize = 1024;
+
+/// The least the later writes of a burst wait for, in bytes (each also waits for a third
+/// of what the burst has queued so far).
+const EARLY_WRITE: usize = 4 * 1024;
+
 /// Serves `service` on a stream until the peer closes it and every call it made has been
 /// answered (or, after [`Config::drain_timeout`](crate::Config::drain_timeout), dropped):
 /// `Ok` when it ends between records.
 ///
 /// Calls run concurrently, up to [`Config::max_calls`](crate::Config::max_calls) at once,
-/// and are answered in the order they finish; replies ready together go out in one write.
+/// and are answered in the order they finish. Replies go out while calls are still being
+/// read and answered, so that a peer with many calls in flight gets its first replies (and
+/// can send more calls) while the rest are answered, much as Nagle's algorithm sends: the
+/// first write of a burst of calls once 1 KiB of replies wait, each later one once 4 KiB
+/// and a third of what the burst has queued so far wait (so a long burst costs few
+/// writes), and whatever waits as soon as no call is ready to read.
 /// Backpressure: while that many calls run, or while more than
 /// [`Config::max_unsent`](crate::Config::max_unsent) bytes of replies wait for a peer that
 /// does not read them, no more calls are read (they wait in the kernel, then in the peer).
@@ -56,12 +70,24 @@ where
     let busy_poll = stream.busy_poll;
     // Since when there has been nothing to do, while busy polling.
     let mut idle_since: Option<tokio::time::Instant> = None;
+    // The bytes of replies this burst of calls has queued, and how many must wait before
+    // the next write that does not wait for the burst to end.
+    let (mut burst, mut write_at) = (0, FIRST_WRITE);
     let result = poll_fn(|cx| {
         loop {
             // Replies of the calls that finished.
             while let Poll::Ready(Some((reply, held))) = running.poll_next_unpin(cx) {
                 stream.lent -= held;
-                queue(stream, &mut scratch, &reply);
+                burst += queue(stream, &mut scratch, &reply);
+            }
+            if stream.unsent() >= write_at {
+                // Calls still come: let the peer have these replies meanwhile. A write
+                // that has to wait for the peer waits for the burst's end instead.
+                write_at = match stream.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => EARLY_WRITE.max(burst / 3),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => usize::MAX,
+                };
             }
             let backed_up = stream.unsent() >= stream.max_unsent;
             if !ended && !backed_up && running.len() < max_calls {
@@ -70,14 +96,17 @@ where
                         idle_since = None;
                         let held = message.len() + CALL_COST;
                         match service.answer(message, &peer) {
-                            Answer::Now(Some(reply)) => queue(stream, &mut scratch, &reply),
+                            Answer::Now(Some(reply)) => {
+                                burst += queue(stream, &mut scratch, &reply);
+                            }
                             Answer::Now(None) => {}
                             // A handler that answers at once is answered here, without
                             // a place among the calls that run.
                             Answer::Later(xid, mut future) => {
                                 match poll_settle(xid, &mut future, cx) {
                                     Poll::Ready(outcome) => {
-                                        queue(stream, &mut scratch, &Reply { xid, outcome });
+                                        let reply = Reply { xid, outcome };
+                                        burst += queue(stream, &mut scratch, &reply);
                                     }
                                     Poll::Pending => {
                                         stream.lent += held;
@@ -96,7 +125,9 @@ where
                     Poll::Pending => {}
                 }
             }
-            // Nothing more to read for now, or no room to: send what was answered.
+            // Nothing more to read for now, or no room to: send what was answered. The
+            // burst ends.
+            (burst, write_at) = (0, FIRST_WRITE);
             ready!(stream.poll_flush(cx))?;
             if backed_up {
                 // All sent: read again.
@@ -136,16 +167,17 @@ where
     result
 }
 
-/// Queues `reply` on `stream`.
+/// Queues `reply` on `stream`; the bytes of its message.
 fn queue<T: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut RecordStream<T>,
     scratch: &mut BytesMut,
     reply: &Reply,
-) {
+) -> usize {
     scratch.clear();
     reply.encode(scratch);
     trace!(%reply, "out");
     stream.feed(scratch);
+    scratch.len()
 }
 
 /// Serves `service` on a datagram socket, answering each call at its source, for ever (drop

@@ -344,3 +344,123 @@ async fn a_max_unsent_of_zero_counts_as_one_byte_and_calls_are_answered() {
     let ended = tokio::time::timeout(Duration::from_secs(5), serving).await;
     assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
 }
+
+/// What a [`Scripted`] transport saw: bytes read by the server, or written by it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Io {
+    Read(usize),
+    Write(usize),
+}
+
+/// A transport that hands the server `input` as fast as it reads, then EOF, takes every
+/// write whole, and logs both.
+struct Scripted {
+    input: Vec<u8>,
+    at: usize,
+    log: Vec<Io>,
+}
+
+impl tokio::io::AsyncRead for Scripted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = buf.remaining().min(self.input.len() - self.at);
+        let at = self.at;
+        buf.put_slice(&self.input[at..at + n]);
+        self.at += n;
+        if n > 0 {
+            self.log.push(Io::Read(n));
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Scripted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.log.push(Io::Write(buf.len()));
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// `count` ECHO calls of `text` served in one burst: the transport's log.
+async fn echo_burst(count: u32, text: &str) -> Vec<Io> {
+    let service = Service::from(Program::new(PROG, [1]).procedure(
+        1,
+        1,
+        |_: CallContext, text: String| async move { Ok::<_, ServerError>(text) },
+    ));
+    let mut input = Vec::new();
+    for xid in 1..=count {
+        let mut message = BytesMut::new();
+        Call::new(Xid(xid), PROG, 1, 1, xdr::to_bytes(&text)).encode(&mut message);
+        let mut wire = BytesMut::new();
+        encode_record(&message, u32::MAX, &mut wire);
+        input.extend_from_slice(&wire);
+    }
+    let io = Scripted {
+        input,
+        at: 0,
+        log: Vec::new(),
+    };
+    let mut stream = RecordStream::new(io, &Config::default());
+    serve_stream(&mut stream, &service).await.unwrap();
+    stream.into_inner().0.log
+}
+
+#[tokio::test]
+async fn a_burst_of_calls_gets_its_first_reply_at_once_and_the_rest_in_growing_writes() {
+    // 16 calls of 1 KiB, all there to read: a peer with 16 in flight. The replies (a mark,
+    // 24 bytes of header, a string of 4 + 1024) must not all wait for the last call.
+    let reply = 4 + 24 + 4 + 1024;
+    let log = echo_burst(16, &"x".repeat(1024)).await;
+    let writes: Vec<usize> = log
+        .iter()
+        .filter_map(|io| match io {
+            Io::Write(n) => Some(*n),
+            Io::Read(_) => None,
+        })
+        .collect();
+    assert_eq!(writes.iter().sum::<usize>(), 16 * reply, "{log:?}");
+    assert_eq!(writes[0], reply, "the first reply goes alone: {log:?}");
+    let last_read = log.iter().rposition(|io| matches!(io, Io::Read(_)));
+    let first_write = log.iter().position(|io| matches!(io, Io::Write(_)));
+    assert!(
+        first_write < last_read,
+        "written before the last call was read: {log:?}"
+    );
+    // Later writes gather at least 4 KiB (all but the burst's last), so the replies cost
+    // far fewer writes than one each.
+    for n in &writes[1..writes.len() - 1] {
+        assert!(*n >= 4 * 1024, "{log:?}");
+    }
+    assert!(writes.len() <= 5, "{log:?}");
+}
+
+#[tokio::test]
+async fn a_burst_of_small_replies_goes_out_in_one_write() {
+    // 16 empty echoes: 32 bytes a reply (a mark, 24 bytes of header, the length), 512 in
+    // all, less than the 1 KiB a first write waits for.
+    let log = echo_burst(16, "").await;
+    let writes: Vec<&Io> = log.iter().filter(|io| matches!(io, Io::Write(_))).collect();
+    assert_eq!(writes, [&Io::Write(16 * 32)], "{log:?}");
+}
