@@ -47,7 +47,8 @@ const EARLY_WRITE: usize = 4 * 1024;
 /// can send more calls) while the rest are answered, much as Nagle's algorithm sends: the
 /// first write of a burst of calls once 1 KiB of replies wait, each later one once 4 KiB
 /// and a third of what the burst has queued so far wait (so a long burst costs few
-/// writes), and whatever waits as soon as no call is ready to read.
+/// writes), and whatever waits as soon as no call is ready to read
+/// ([`Config::early_replies`](crate::Config::early_replies) turns this off).
 /// Backpressure: while that many calls run, or while more than
 /// [`Config::max_unsent`](crate::Config::max_unsent) bytes of replies wait for a peer that
 /// does not read them, no more calls are read (they wait in the kernel, then in the peer).
@@ -72,7 +73,11 @@ where
     let mut idle_since: Option<tokio::time::Instant> = None;
     // The bytes of replies this burst of calls has queued, and how many must wait before
     // the next write that does not wait for the burst to end.
-    let (mut burst, mut write_at) = (0, FIRST_WRITE);
+    let first_write = match stream.early_replies {
+        true => FIRST_WRITE,
+        false => usize::MAX,
+    };
+    let (mut burst, mut write_at) = (0, first_write);
     let result = poll_fn(|cx| {
         loop {
             // Replies of the calls that finished.
@@ -127,7 +132,7 @@ where
             }
             // Nothing more to read for now, or no room to: send what was answered. The
             // burst ends.
-            (burst, write_at) = (0, FIRST_WRITE);
+            (burst, write_at) = (0, first_write);
             ready!(stream.poll_flush(cx))?;
             if backed_up {
                 // All sent: read again.

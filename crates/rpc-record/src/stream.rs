@@ -73,6 +73,8 @@ pub struct RecordStream<T> {
     pub(crate) drain_timeout: Option<Duration>,
     /// How long `serve_stream` busy-polls an idle connection.
     pub(crate) busy_poll: Option<Duration>,
+    /// Whether `serve_stream` writes replies before a burst of calls ends.
+    pub(crate) early_replies: bool,
     /// Bytes of records read that calls in progress still hold (`serve_stream`'s), counted
     /// as the stream's own against its budget.
     pub(crate) lent: usize,
@@ -117,6 +119,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RecordStream<T> {
             max_calls: config.max_calls.max(1),
             drain_timeout: config.drain_timeout,
             busy_poll: config.busy_poll,
+            early_replies: config.early_replies,
             lent: 0,
         }
     }

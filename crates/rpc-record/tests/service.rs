@@ -402,8 +402,8 @@ impl tokio::io::AsyncWrite for Scripted {
     }
 }
 
-/// `count` ECHO calls of `text` served in one burst: the transport's log.
-async fn echo_burst(count: u32, text: &str) -> Vec<Io> {
+/// `count` ECHO calls of `text` served in one burst with `config`: the transport's log.
+async fn echo_burst(count: u32, text: &str, config: &Config) -> Vec<Io> {
     let service = Service::from(Program::new(PROG, [1]).procedure(
         1,
         1,
@@ -422,7 +422,7 @@ async fn echo_burst(count: u32, text: &str) -> Vec<Io> {
         at: 0,
         log: Vec::new(),
     };
-    let mut stream = RecordStream::new(io, &Config::default());
+    let mut stream = RecordStream::new(io, config);
     serve_stream(&mut stream, &service).await.unwrap();
     stream.into_inner().0.log
 }
@@ -432,7 +432,7 @@ async fn a_burst_of_calls_gets_its_first_reply_at_once_and_the_rest_in_growing_w
     // 16 calls of 1 KiB, all there to read: a peer with 16 in flight. The replies (a mark,
     // 24 bytes of header, a string of 4 + 1024) must not all wait for the last call.
     let reply = 4 + 24 + 4 + 1024;
-    let log = echo_burst(16, &"x".repeat(1024)).await;
+    let log = echo_burst(16, &"x".repeat(1024), &Config::default()).await;
     let writes: Vec<usize> = log
         .iter()
         .filter_map(|io| match io {
@@ -460,7 +460,26 @@ async fn a_burst_of_calls_gets_its_first_reply_at_once_and_the_rest_in_growing_w
 async fn a_burst_of_small_replies_goes_out_in_one_write() {
     // 16 empty echoes: 32 bytes a reply (a mark, 24 bytes of header, the length), 512 in
     // all, less than the 1 KiB a first write waits for.
-    let log = echo_burst(16, "").await;
+    let log = echo_burst(16, "", &Config::default()).await;
     let writes: Vec<&Io> = log.iter().filter(|io| matches!(io, Io::Write(_))).collect();
     assert_eq!(writes, [&Io::Write(16 * 32)], "{log:?}");
+}
+
+#[tokio::test]
+async fn without_early_replies_a_burst_goes_out_in_one_write_after_the_last_call_is_read() {
+    let config = Config {
+        early_replies: false,
+        ..Config::default()
+    };
+    let log = echo_burst(16, &"x".repeat(1024), &config).await;
+    let reads = log.iter().filter(|io| matches!(io, Io::Read(_))).count();
+    assert_eq!(
+        reads, 3,
+        "17 152 bytes of calls, read 8 KiB at a time: {log:?}"
+    );
+    assert_eq!(
+        log[reads..],
+        [Io::Write(16 * (4 + 24 + 4 + 1024))],
+        "{log:?}"
+    );
 }
