@@ -11,11 +11,11 @@
 //!   none running, the bench starts one on loopback (`tests/peers/rpcbind_loopback.py`).
 //!
 //! - `echo_1KiB`: ECHO calls of program 300002 (`examples/rpc_echo.rs`) with a 1 KiB
-//!   string, over one loopback TCP connection. `servers_16` and `servers_64`: 16 (and 64)
-//!   in flight from a blocking load generator that costs the server as little as it can,
-//!   against our service (on a runtime of one thread, as `svc_run` is one), the same with
-//!   `Config::busy_poll` of 50 µs, and the rpcgen/libtirpc C server of the same program
-//!   (target: at least 2x it at 16). Then the
+//!   string, over one loopback TCP connection. `servers_1`, `servers_16` and `servers_64`:
+//!   1, 16 and 64 in flight from a blocking load generator that costs the server as little
+//!   as it can, against our service (on a runtime of one thread, as `svc_run` is one), the
+//!   same with `Config::busy_poll` of 50 µs, and the rpcgen/libtirpc C server of the same
+//!   program (target: at least 2x it at 16). Then the
 //!   clients against that C server: `clients_1`, one call at a time (all an rpcgen client
 //!   can do), ours against rpcgen's C client; `clients_16`, ours with 16 in flight. The C
 //!   peers are built by `tests/peers/rpcgen/build.sh` (rpcgen and libtirpc-dev); without
@@ -392,7 +392,7 @@ fn echo_1kib(c: &mut Criterion) {
         .into_iter()
         .chain(c_server.as_ref().map(|(_, addr)| ("rpcgen_server", *addr)));
     for (name, addr) in servers {
-        for window in [16, 64] {
+        for window in [1, 16, 64] {
             group.bench_function(BenchmarkId::new(format!("servers_{window}"), name), |b| {
                 b.iter_custom(|iters| raw_echo_load(addr, iters, window, &record))
             });
