@@ -71,12 +71,12 @@ where
     let busy_poll = stream.busy_poll;
     // Since when there has been nothing to do, while busy polling.
     let mut idle_since: Option<tokio::time::Instant> = None;
-    // The bytes of replies this burst of calls has queued, and how many must wait before
-    // the next write that does not wait for the burst to end.
     let first_write = match stream.early_replies {
         true => FIRST_WRITE,
         false => usize::MAX,
     };
+    // The bytes of replies this burst of calls has queued, and how many must wait before
+    // the next write that does not wait for the burst to end.
     let (mut burst, mut write_at) = (0, first_write);
     let result = poll_fn(|cx| {
         loop {
