@@ -21,8 +21,9 @@ pub struct Config {
     /// long). Default 262 140.
     pub max_gram_size: usize,
     /// How long an incomplete memo is kept after its first gram arrived (hio: forever).
-    /// `Duration::MAX` keeps it until a bound evicts it; `Duration::ZERO` keeps nothing from
-    /// one instant to the next (only memos whose grams all arrive together complete).
+    /// `Duration::MAX` keeps it until a bound evicts it; `Duration::ZERO` lets no incomplete
+    /// memo outlive the next call (a memo expires at its deadline, which is then the instant
+    /// it started), so only memos of one gram are delivered.
     pub timeout: Duration,
     /// The most incomplete memos kept at once. Past it a memo is dropped: the oldest of a
     /// source holding more than the average, else the oldest (hio: no limit).

@@ -461,6 +461,10 @@ impl<S: Clone + Eq + Hash + fmt::Debug> Reassembly<S> {
         };
         if count == 1 && !self.memos.contains_key(&key) {
             // A memo of one gram (the usual small memo) never becomes state.
+            let (len, max) = (gram.body().len() as u64, self.config.max_memo_size);
+            if len > max {
+                return Err(Error::MemoTooLarge { len, max });
+            }
             self.stats.memos += 1;
             let (source, mid) = key;
             return Ok(Some(Memo::new(

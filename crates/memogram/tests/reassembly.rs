@@ -531,3 +531,107 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_one_gram_memo_over_max_memo_size_is_refused_too() {
+    let config = Config {
+        max_memo_size: 4,
+        ..Config::default()
+    };
+    let mut r = Reassembly::new(config);
+    let (_, grams) = cut(b"short", 1240, None);
+    assert_eq!(grams.len(), 1);
+    assert_eq!(
+        r.receive(grams[0].clone(), "a", Instant::now()),
+        Err(Error::MemoTooLarge { len: 5, max: 4 })
+    );
+    let (_, grams) = cut(b"four", 1240, None);
+    assert!(
+        r.receive(grams[0].clone(), "a", Instant::now())
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(r.stats().memos, 1);
+}
+
+#[test]
+fn bounds_of_zero_keep_nothing_and_never_panic() {
+    let zeroes = [
+        Config {
+            max_pending_memos: 0,
+            ..Config::default()
+        },
+        Config {
+            max_pending_bytes: 0,
+            ..Config::default()
+        },
+        Config {
+            max_source_memos: 0,
+            ..Config::default()
+        },
+        Config {
+            max_source_bytes: 0,
+            ..Config::default()
+        },
+        Config {
+            timeout: Duration::ZERO,
+            ..Config::default()
+        },
+    ];
+    for config in zeroes {
+        // No incomplete memo outlives the next call, so a memo of several grams never
+        // completes, even with all its grams at one instant; a memo of one gram is never
+        // state, and comes.
+        let mut r = Reassembly::new(config.clone());
+        let now = Instant::now();
+        let (_, many) = cut(b"one two three four five six", 36, None);
+        assert!(feed(&mut r, &many, now).is_empty(), "{config:?}");
+        assert!(r.pending().memos <= 1, "{config:?}");
+        r.expire(now);
+        assert_eq!((r.pending().memos, r.pending().bytes), (0, 0), "{config:?}");
+        let (_, one) = cut(b"short", 1240, None);
+        assert_eq!(feed(&mut r, &one, now).len(), 1, "{config:?}");
+    }
+    // No early grams: a signed later gram before gram 0 is refused; in order, all is well.
+    let config = Config {
+        max_early_grams: 0,
+        ..Config::default()
+    };
+    let mut r = Reassembly::new(config);
+    let signer = signer(1);
+    let (_, signed) = cut(&[0x42; 500], 200, Some(&signer));
+    let now = Instant::now();
+    assert_eq!(
+        r.receive(signed[1].clone(), "a", now),
+        Err(Error::TooEarly { max: 0 })
+    );
+    assert_eq!(feed(&mut r, &signed, now).len(), 1);
+    // No grams, no bytes: nothing is sent and nothing is taken.
+    let config = Config {
+        max_gram_count: 0,
+        ..Config::default()
+    };
+    let mut r = Reassembly::new(config);
+    let (_, one) = cut(b"short", 1240, None);
+    assert_eq!(
+        r.receive(one[0].clone(), "a", now),
+        Err(Error::TooManyGrams { count: 1, max: 0 })
+    );
+    let config = Config {
+        max_memo_size: 0,
+        ..Config::default()
+    };
+    let shape = Shape {
+        size: 1240,
+        encoding: Encoding::Base64,
+    };
+    assert_eq!(
+        segment(b"abc", Mid::fresh(), &shape, None, &config),
+        Err(Error::MemoTooLarge { len: 3, max: 0 })
+    );
+    let mut r = Reassembly::new(config);
+    assert_eq!(
+        r.receive(one[0].clone(), "a", now),
+        Err(Error::MemoTooLarge { len: 5, max: 0 })
+    );
+}
