@@ -452,7 +452,7 @@ fn the_byte_bound_evicts_the_oldest_memo() {
 }
 
 #[test]
-fn a_memo_over_max_memo_size_is_dropped() {
+fn a_memo_over_max_memo_size_is_dropped_in_many_grams_or_in_one() {
     let config = Config {
         max_memo_size: 100,
         ..Config::default()
@@ -465,7 +465,16 @@ fn a_memo_over_max_memo_size_is_dropped() {
         .filter_map(|g| r.receive(g.clone(), "a", now).err())
         .collect();
     assert!(matches!(errors[0], Error::MemoTooLarge { max: 100, .. }));
+    // A memo of one gram never becomes state, and is held to the limit all the same.
+    let (_, one) = cut(&[1; 101], 1240, None);
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        r.receive(one[0].clone(), "a", now),
+        Err(Error::MemoTooLarge { len: 101, max: 100 })
+    );
     assert_eq!(r.stats().memos, 0);
+    let (_, one) = cut(&[1; 100], 1240, None);
+    assert_eq!(feed(&mut r, &one, now).len(), 1);
 }
 
 #[test]
@@ -533,52 +542,17 @@ proptest! {
 }
 
 #[test]
-fn a_one_gram_memo_over_max_memo_size_is_refused_too() {
-    let config = Config {
-        max_memo_size: 4,
-        ..Config::default()
-    };
-    let mut r = Reassembly::new(config);
-    let (_, grams) = cut(b"short", 1240, None);
-    assert_eq!(grams.len(), 1);
-    assert_eq!(
-        r.receive(grams[0].clone(), "a", Instant::now()),
-        Err(Error::MemoTooLarge { len: 5, max: 4 })
-    );
-    let (_, grams) = cut(b"four", 1240, None);
-    assert!(
-        r.receive(grams[0].clone(), "a", Instant::now())
-            .unwrap()
-            .is_some()
-    );
-    assert_eq!(r.stats().memos, 1);
-}
-
-#[test]
 fn bounds_of_zero_keep_nothing_and_never_panic() {
-    let zeroes = [
-        Config {
-            max_pending_memos: 0,
-            ..Config::default()
-        },
-        Config {
-            max_pending_bytes: 0,
-            ..Config::default()
-        },
-        Config {
-            max_source_memos: 0,
-            ..Config::default()
-        },
-        Config {
-            max_source_bytes: 0,
-            ..Config::default()
-        },
-        Config {
-            timeout: Duration::ZERO,
-            ..Config::default()
-        },
+    let zeroes: [fn(&mut Config); 5] = [
+        |c| c.max_pending_memos = 0,
+        |c| c.max_pending_bytes = 0,
+        |c| c.max_source_memos = 0,
+        |c| c.max_source_bytes = 0,
+        |c| c.timeout = Duration::ZERO,
     ];
-    for config in zeroes {
+    for zero in zeroes {
+        let mut config = Config::default();
+        zero(&mut config);
         // No incomplete memo outlives the next call, so a memo of several grams never
         // completes, even with all its grams at one instant; a memo of one gram is never
         // state, and comes.
